@@ -1,0 +1,124 @@
+"""The cost event, ``burnguard.cost_event/1`` (CONTRACT §1)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from schemas.timefmt import parse_ts
+
+__all__ = [
+    "COST_EVENT_SCHEMA",
+    "MAX_COST_USD",
+    "Category",
+    "CostEvent",
+    "EventKind",
+    "Outcome",
+    "StepStatus",
+]
+
+COST_EVENT_SCHEMA = "burnguard.cost_event/1"
+#: One event costing more than this is a unit bug (cents or micro-dollars sent as dollars).
+MAX_COST_USD = 100_000.0
+_MAX_TOKENS = 100_000_000
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+AttrValue = Annotated[str, StringConstraints(max_length=1024)] | bool | int | float
+
+
+class EventKind(StrEnum):
+    TASK_STARTED = "task_started"
+    STEP = "step"
+    TASK_FINISHED = "task_finished"
+
+
+class Category(StrEnum):
+    """What a step's money went to (the event's budget line, before retries are split out)."""
+
+    MODEL = "model"
+    EMBEDDING = "embedding"
+    RETRIEVAL = "retrieval"
+    TOOL = "tool"
+    GUARDRAIL = "guardrail"
+    COMPUTE = "compute"
+    OBSERVABILITY = "observability"
+    HUMAN_REVIEW = "human_review"
+
+
+class StepStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+    KILLED = "killed"
+
+
+class CostEvent(BaseModel):
+    """One cost event. ``ts`` is held as epoch seconds (float); input may be RFC 3339 or a number.
+
+    ``cost_usd`` stays ``None`` on a model or embedding step that did not carry it: the engine
+    prices it from tokens (see :mod:`schemas.pricing`), never counting it as $0.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=False)
+
+    schema_: Literal["burnguard.cost_event/1"] = Field(default=COST_EVENT_SCHEMA, alias="schema")
+    event_id: EventId
+    ts: float
+    kind: EventKind
+    tenant: Name = "default"
+    team: Name
+    workflow: Name
+    agent: Name | None = None
+    task_id: Name
+    root_task_id: Name | None = None
+    parent_task_id: Name | None = None
+    category: Category | None = None
+    name: Name | None = None
+    provider: Name | None = None
+    input_tokens: Annotated[int, Field(ge=0, le=_MAX_TOKENS)] | None = None
+    output_tokens: Annotated[int, Field(ge=0, le=_MAX_TOKENS)] | None = None
+    cached_input_tokens: Annotated[int, Field(ge=0, le=_MAX_TOKENS)] | None = None
+    cost_usd: Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] | None = None
+    attempt: Annotated[int, Field(ge=1, le=10_000)] = 1
+    status: StepStatus = StepStatus.OK
+    duration_ms: Annotated[int, Field(ge=0, le=30 * 86_400_000)] | None = None
+    budget_usd: Annotated[float, Field(gt=0, le=10 * MAX_COST_USD, allow_inf_nan=False)] | None = None
+    outcome: Outcome | None = None
+    value_usd: Annotated[float, Field(ge=-10 * MAX_COST_USD, le=10 * MAX_COST_USD, allow_inf_nan=False)] | None = (
+        None
+    )
+    attributes: Annotated[dict[Annotated[str, StringConstraints(max_length=128)], AttrValue], Field(max_length=64)] | None = None
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> float:
+        return parse_ts(value)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> CostEvent:
+        if self.root_task_id is None:
+            self.root_task_id = self.task_id
+        if self.kind is EventKind.STEP and self.category is None:
+            raise ValueError("a 'step' event needs 'category' (model, embedding, retrieval, tool, ...)")
+        if self.kind is EventKind.TASK_FINISHED and self.outcome is None:
+            raise ValueError("a 'task_finished' event needs 'outcome' (success, failure, ...)")
+        return self
+
+    @property
+    def root(self) -> str:
+        """The root task id (never ``None`` after validation)."""
+        return self.root_task_id or self.task_id
+
+    @property
+    def is_failed_or_retry(self) -> bool:
+        """True when this step's money belongs to the *failures and retries* budget line."""
+        return self.status is StepStatus.ERROR or self.attempt > 1

@@ -1,0 +1,235 @@
+"""Operator configuration: detector knobs, budgets and autonomy per workflow, team or tenant.
+
+A YAML file, validated by pydantic; every error names its location. Settings resolve from the
+global ``defaults`` through the ``overrides`` whose ``match`` fits, least specific first (tenant,
+then team, then workflow), so a workflow override beats a team one. With no file at all the
+built-in defaults apply and the learned detectors are already useful.
+
+.. code-block:: yaml
+
+    version: "2026-11-23.1"
+    defaults:
+      autonomy: advise
+      detectors:
+        runaway_task: {critical_factor: 6}
+    overrides:
+      - match: {workflow: support-triage}
+        autonomy: act
+        detectors:
+          task_budget: {ceiling_usd: 2.5}
+    budgets:
+      - {name: research-monthly, match: {team: research}, period: month, amount_usd: 5000}
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
+
+from detectors.base import DetectorParams
+from detectors.budgets import MoneyBudget
+from detectors.registry import PARAMS
+
+__all__ = [
+    "Autonomy",
+    "BurnguardConfig",
+    "ConfigError",
+    "Match",
+    "Override",
+    "PolicySettings",
+    "ResolvedSettings",
+    "load_config",
+]
+
+
+class Autonomy(StrEnum):
+    """Staged autonomy: watch, advise, act with approval, act alone."""
+
+    OBSERVE = "observe"
+    ADVISE = "advise"
+    APPROVE = "approve"
+    ACT = "act"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Which scope an override or budget applies to; every key given must be equal."""
+
+    tenant: str | None = None
+    team: str | None = None
+    workflow: str | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Match:
+        if self.tenant is None and self.team is None and self.workflow is None:
+            raise ValueError("match needs at least one of tenant, team, workflow")
+        return self
+
+    @property
+    def specificity(self) -> int:
+        return 4 * (self.workflow is not None) + 2 * (self.team is not None) + (self.tenant is not None)
+
+    def fits(self, tenant: str, team: str | None, workflow: str | None) -> bool:
+        return (
+            (self.tenant is None or self.tenant == tenant)
+            and (self.team is None or self.team == team)
+            and (self.workflow is None or self.workflow == workflow)
+        )
+
+
+def _partial(model: type[BaseModel]) -> type[BaseModel]:
+    """The same fields, all optional: an override states only what it changes."""
+    fields: dict[str, Any] = {
+        name: (info.annotation | None, None) for name, info in model.model_fields.items()  # type: ignore[operator]
+    }
+    return create_model(
+        f"Partial{model.__name__}", __config__=ConfigDict(extra="forbid", frozen=True), **fields
+    )
+
+
+DetectorSettings: type[BaseModel] = create_model(
+    "DetectorSettings",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    **{name: (cls, cls()) for name, cls in PARAMS.items()},  # type: ignore[call-overload]
+)
+PartialDetectorSettings: type[BaseModel] = create_model(
+    "PartialDetectorSettings",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    **{name: (_partial(cls) | None, None) for name, cls in PARAMS.items()},  # type: ignore[call-overload]
+)
+
+KILL_DETECTORS_DEFAULT = ("task_budget", "runaway_task", "retry_rate", "fan_out", "stale_task")
+
+
+class PolicySettings(_Strict):
+    """What burnguard may do on its own for a scope."""
+
+    autonomy: Autonomy = Autonomy.ADVISE
+    kill_detectors: tuple[str, ...] = Field(
+        default=KILL_DETECTORS_DEFAULT, description="detectors whose critical findings may halt a task"
+    )
+    kill_scope: Literal["task", "agent", "workflow"] = "task"
+    kill_cooldown_s: float = Field(default=300.0, ge=0, description="seconds between kills of one target")
+
+
+class Defaults(PolicySettings):
+    detectors: DetectorSettings = Field(default_factory=DetectorSettings)  # type: ignore[valid-type]
+
+
+class Override(_Strict):
+    match: Match
+    autonomy: Autonomy | None = None
+    kill_detectors: tuple[str, ...] | None = None
+    kill_scope: Literal["task", "agent", "workflow"] | None = None
+    kill_cooldown_s: float | None = Field(default=None, ge=0)
+    detectors: PartialDetectorSettings = Field(default_factory=PartialDetectorSettings)  # type: ignore[valid-type]
+
+
+class ResolvedSettings(BaseModel):
+    """Settings in force for one (tenant, team, workflow)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    policy: PolicySettings
+    params: dict[str, DetectorParams]
+
+
+class BurnguardConfig(_Strict):
+    version: str = Field(default="builtin-1", min_length=1, max_length=64)
+    lateness_s: float = Field(default=300.0, ge=0, le=86_400, description="how late an event may arrive")
+    task_ttl_s: float = Field(
+        default=86_400.0, gt=0, description="a task silent this long is dropped from memory"
+    )
+    defaults: Defaults = Field(default_factory=Defaults)
+    overrides: tuple[Override, ...] = ()
+    budgets: tuple[MoneyBudget, ...] = ()
+    _cache: dict[tuple[str, str | None, str | None], ResolvedSettings] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_kill_detectors(self) -> BurnguardConfig:
+        for where, names in [("defaults", self.defaults.kill_detectors)] + [
+            (f"overrides[{i}]", o.kill_detectors or ()) for i, o in enumerate(self.overrides)
+        ]:
+            unknown = sorted(set(names) - set(PARAMS))
+            if unknown:
+                raise ValueError(f"{where}.kill_detectors: unknown detector(s) {unknown}; known: {sorted(PARAMS)}")
+        return self
+
+    def resolve(self, tenant: str, team: str | None = None, workflow: str | None = None) -> ResolvedSettings:
+        """The settings for a scope: defaults, then matching overrides from least to most specific."""
+        key = (tenant, team, workflow)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = _resolve(self, tenant, team, workflow)
+        return found
+
+    def budgets_for(self, tenant: str, team: str | None, workflow: str | None) -> tuple[MoneyBudget, ...]:
+        """The budgets whose ``match`` names exactly this scope level."""
+        level = {"tenant": tenant, "team": team, "workflow": workflow}
+        out = []
+        for budget in self.budgets:
+            m = budget.match
+            keys = {k for k in ("tenant", "team", "workflow") if m.get(k) is not None}
+            deepest = "workflow" if workflow is not None else "team" if team is not None else "tenant"
+            if deepest in keys and all(level[k] == m[k] for k in keys):
+                out.append(budget)
+        return tuple(out)
+
+
+def _resolve(config: BurnguardConfig, tenant: str, team: str | None, workflow: str | None) -> ResolvedSettings:
+    policy = config.defaults.model_dump(exclude={"detectors"})
+    params = {name: getattr(config.defaults.detectors, name).model_dump() for name in PARAMS}
+    fitting = [o for o in config.overrides if o.match.fits(tenant, team, workflow)]
+    for override in sorted(fitting, key=lambda o: o.match.specificity):  # stable: file order within a level
+        for key in ("autonomy", "kill_detectors", "kill_scope", "kill_cooldown_s"):
+            value = getattr(override, key)
+            if value is not None:
+                policy[key] = value
+        for name in PARAMS:
+            partial = getattr(override.detectors, name)
+            if partial is not None:
+                params[name].update(partial.model_dump(exclude_none=True))
+    return ResolvedSettings(
+        policy=PolicySettings(**policy), params={name: PARAMS[name](**p) for name, p in params.items()}
+    )
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; ``errors`` holds ``(location, message)`` pairs."""
+
+    def __init__(self, path: str, errors: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.errors = errors
+        lines = "\n".join(f"  {loc}: {msg}" for loc, msg in errors)
+        super().__init__(f"{path}: {len(errors)} error(s)\n{lines}")
+
+
+def load_config(path: str | Path | None) -> BurnguardConfig:
+    """Read and validate a YAML config; ``None`` gives the built-in defaults."""
+    if path is None:
+        return BurnguardConfig()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
+        raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), [("<root>", "the file must hold a mapping (version, defaults, overrides, budgets)")])
+    try:
+        return BurnguardConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors = [(".".join(str(p) for p in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
+        raise ConfigError(str(path), errors) from None

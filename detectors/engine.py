@@ -1,0 +1,363 @@
+"""The detection engine: routes cost events to detectors, keeps per-entity state bounded, applies
+the autonomy policy and emits anomalies. Transport-free: ``burnguard replay``, the demo and the
+Faust worker all drive this same class, in event time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.anomaly import Action, Anomaly, Severity
+from schemas.events import Category, CostEvent, EventKind
+from schemas.pricing import ModelPricer
+
+from detectors.base import Detector, Signal
+from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
+from detectors.episodes import EpisodeBook, decide_action
+from detectors.ledger import RecentIds, TaskState
+from detectors.registry import build_scope_detector, build_workflow_detectors
+
+__all__ = ["Engine", "EngineStats", "describe_validation_error"]
+
+log = logging.getLogger("burnguard.engine")
+_PRICED_CATEGORIES = (Category.MODEL, Category.EMBEDDING)
+ScopeKey = tuple[str, ...]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming every bad field and why, e.g. ``cost_usd: Input should be >= 0``."""
+    parts = []
+    for err in exc.errors()[:8]:
+        loc = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(slots=True)
+class EngineStats:
+    events: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: int = 0
+    late_after_finish: int = 0
+    tasks_started: int = 0
+    tasks_finished: int = 0
+    tasks_expired: int = 0
+    spend_usd: float = 0.0
+    unpriced_steps: int = 0
+    anomalies: int = 0
+    kills: int = 0
+    by_detector: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _WorkflowScope:
+    settings: ResolvedSettings
+    detectors: list[Detector]
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+
+
+class Engine:
+    """Turns a stream of :class:`CostEvent` into :class:`Anomaly` s, in event time.
+
+    ``autonomy`` overrides every workflow's autonomy level (``burnguard replay --autonomy``).
+    ``clock`` is used only for the anomaly's ``detected_at`` (wall clock), never for detection.
+    """
+
+    def __init__(
+        self,
+        config: BurnguardConfig | None = None,
+        *,
+        autonomy: Autonomy | str | None = None,
+        clock: Callable[[], float] = time.time,
+        tick_s: float = 60.0,
+        dedup_capacity: int = 200_000,
+    ) -> None:
+        self.config = config or BurnguardConfig()
+        self.autonomy = Autonomy(autonomy) if autonomy is not None else None
+        self.tick_s = tick_s
+        self.stats = EngineStats()
+        self.pricer = ModelPricer()
+        self.episodes = EpisodeBook(self.config.version, clock)
+        self._tasks: dict[str, TaskState] = {}
+        self._workflows: dict[ScopeKey, _WorkflowScope] = {}
+        self._scope_detectors: dict[ScopeKey, Detector] = {}
+        self._seen = RecentIds(dedup_capacity)
+        self._finished = RecentIds(dedup_capacity)
+        self._unpriced_models: set[str] = set()
+        self._pending_state: dict[str, Any] = {}
+        self.max_ts = 0.0
+        self._next_tick = 0.0
+
+    # -- input -----------------------------------------------------------------------------------
+    def process_bytes(self, raw: bytes | str) -> tuple[list[Anomaly], str | None]:
+        """Validate and process one JSON event. Returns ``(anomalies, None)`` or ``([], reason)``
+        when the event is rejected — the caller sends it to the dead-letter topic with the reason."""
+        try:
+            event = CostEvent.model_validate_json(raw)
+        except ValidationError as exc:
+            self.stats.rejected += 1
+            return [], describe_validation_error(exc)
+        return self.process_safely(event)
+
+    def process_obj(self, obj: Any) -> tuple[list[Anomaly], str | None]:
+        """Like :meth:`process_bytes` for an already decoded JSON object."""
+        try:
+            event = CostEvent.model_validate(obj)
+        except ValidationError as exc:
+            self.stats.rejected += 1
+            return [], describe_validation_error(exc)
+        return self.process_safely(event)
+
+    def process_safely(self, event: CostEvent) -> tuple[list[Anomaly], str | None]:
+        try:
+            return self.process(event), None
+        except Exception as exc:  # one bad event must never stop the pipeline: it goes to the DLQ
+            self.stats.errors += 1
+            log.exception("engine error on event %s", event.event_id)
+            return [], f"internal error while processing: {type(exc).__name__}: {exc}"
+
+    # -- the hot path ----------------------------------------------------------------------------
+    def process(self, event: CostEvent) -> list[Anomaly]:
+        """Fold one validated event into the state and return what it triggered."""
+        if not self._seen.add(event.event_id):
+            self.stats.duplicates += 1
+            return []
+        self.stats.events += 1
+        out: list[Anomaly] = []
+        ts = event.ts
+        if ts > self.max_ts:
+            self.max_ts = ts
+        if event.kind is EventKind.STEP:
+            self._price(event, out)
+            if event.cost_usd:
+                self.stats.spend_usd += event.cost_usd
+        root = event.root
+        task = self._tasks.get(root)
+        if task is None:
+            if root in self._finished:
+                self.stats.late_after_finish += 1
+                self._feed_scope_detectors(event, None, out)
+                return out + self._tick_if_due()
+            task = self._tasks[root] = TaskState.open(event)
+            self.stats.tasks_started += 1
+            self._workflow(task.tenant, task.team, task.workflow).tasks[root] = task
+        task.apply(event, event.cost_usd if event.kind is EventKind.STEP else 0.0)
+        scope = self._workflow(task.tenant, task.team, task.workflow)
+        for det in scope.detectors:
+            sig = det.on_event(event, task)
+            if sig is not None:
+                self._signal(sig, scope.settings, task, out)
+        self._feed_scope_detectors(event, task, out)
+        if task.finished:
+            self._finish(task, scope, out)
+        if ts - self.config.lateness_s >= self._next_tick:
+            out.extend(self._tick_if_due())
+        return out
+
+    def _price(self, event: CostEvent, out: list[Anomaly]) -> None:
+        if event.cost_usd is not None or event.category not in _PRICED_CATEGORIES:
+            if event.cost_usd is None:
+                event.cost_usd = 0.0
+            return
+        price = self.pricer.price(
+            event.name, event.provider, event.input_tokens, event.output_tokens, event.cached_input_tokens
+        )
+        if price is not None:
+            event.cost_usd = price
+            return
+        self.stats.unpriced_steps += 1
+        name = event.name or "<unnamed>"
+        if name not in self._unpriced_models:
+            self._unpriced_models.add(name)
+            sig = Signal(
+                detector="unpriced_model",
+                scope={"tenant": event.tenant, "team": event.team, "workflow": event.workflow},
+                ts=event.ts,
+                severity=Severity.WARNING,
+                metric="unpriced_steps",
+                unit="count",
+                observed=1.0,
+                summary=f"Model {name!r} (provider {event.provider or 'unknown'}) has no known price and sent no "
+                "cost_usd: its calls count as steps but their money is unknown; send cost_usd or fix the name",
+                evidence={"model": name, "provider": event.provider},
+            )
+            settings = self.config.resolve(event.tenant, event.team, event.workflow)
+            self._signal(sig, settings, None, out)
+
+    def _feed_scope_detectors(self, event: CostEvent, task: TaskState | None, out: list[Anomaly]) -> None:
+        if not event.cost_usd:
+            return
+        for key in self._scope_keys(event.tenant, event.team, event.workflow):
+            det = self._scope_detectors.get(key) or self._scope_detector(key)
+            sig = det.on_event(event, task)  # type: ignore[arg-type]
+            if sig is not None:
+                self._signal(sig, self._settings_for_key(key), task, out)
+
+    def _finish(self, task: TaskState, scope: _WorkflowScope, out: list[Anomaly]) -> None:
+        for det in scope.detectors:
+            sig = det.on_task_finished(task)
+            if sig is not None:
+                self._signal(sig, scope.settings, task, out)
+        out.extend(self.episodes.resolve_root(task.root_task_id, task.last_ts, f"task finished ({task.outcome})"))
+        self._drop(task, scope)
+        self.stats.tasks_finished += 1
+
+    def _drop(self, task: TaskState, scope: _WorkflowScope) -> None:
+        del self._tasks[task.root_task_id]
+        scope.tasks.pop(task.root_task_id, None)
+        self._finished.add(task.root_task_id)
+
+    # -- signals → anomalies ---------------------------------------------------------------------
+    def _signal(self, sig: Signal, settings: ResolvedSettings, task: TaskState | None, out: list[Anomaly]) -> None:
+        if not sig.firing:
+            resolved = self.episodes.clear(sig)
+            if resolved is not None:
+                out.append(resolved)
+            return
+        autonomy = self.autonomy or settings.policy.autonomy
+        action, note = decide_action(sig, settings.policy, autonomy, bool(task and task.killed))
+        anomaly = self.episodes.fire(sig, action, note)
+        if anomaly is None:
+            return
+        if action is Action.KILL and task is not None:
+            task.killed = True
+            self.stats.kills += 1
+        self.stats.anomalies += 1
+        self.stats.by_detector[sig.detector] = self.stats.by_detector.get(sig.detector, 0) + 1
+        out.append(anomaly)
+
+    # -- event time ------------------------------------------------------------------------------
+    def advance_to(self, now: float) -> list[Anomaly]:
+        """Let event time pass to ``now`` (e.g. at the end of a replay, or on an idle stream)."""
+        self.max_ts = max(self.max_ts, now)
+        return self._tick_if_due()
+
+    def _tick_if_due(self) -> list[Anomaly]:
+        out: list[Anomaly] = []
+        watermark = self.max_ts - self.config.lateness_s
+        if watermark < self._next_tick:
+            return out
+        if self._next_tick == 0.0 or watermark - self._next_tick > 86_400:
+            self._next_tick = watermark  # first tick, or a jump of more than a day: one tick, not thousands
+        while self._next_tick <= watermark:
+            self._tick(self._next_tick, out)
+            self._next_tick += self.tick_s
+        return out
+
+    def _tick(self, now: float, out: list[Anomaly]) -> None:
+        ttl = self.config.task_ttl_s
+        for scope in list(self._workflows.values()):
+            for det in scope.detectors:
+                for sig in det.on_tick(now, scope.tasks.values()):
+                    self._signal(sig, scope.settings, self._tasks.get(sig.scope.get("root_task_id", "")), out)
+            expired = [t for t in scope.tasks.values() if now - t.last_ts > ttl]
+            for task in expired:
+                out.extend(self.episodes.resolve_root(task.root_task_id, now, "task expired after a silence"))
+                self._drop(task, scope)
+                self.stats.tasks_expired += 1
+        for key, det in self._scope_detectors.items():
+            for sig in det.on_tick(now, ()):
+                self._signal(sig, self._settings_for_key(key), None, out)
+
+    # -- scopes ----------------------------------------------------------------------------------
+    def _workflow(self, tenant: str, team: str, workflow: str) -> _WorkflowScope:
+        key = (tenant, team, workflow)
+        scope = self._workflows.get(key)
+        if scope is None:
+            settings = self.config.resolve(tenant, team, workflow)
+            scope = self._workflows[key] = _WorkflowScope(settings, build_workflow_detectors(settings.params))
+            pending = self._pending_state.pop(_join(key), None)
+            if pending:
+                for det in scope.detectors:
+                    if det.name in pending:
+                        det.restore(pending[det.name])
+        return scope
+
+    @staticmethod
+    def _scope_keys(tenant: str, team: str, workflow: str) -> Iterable[ScopeKey]:
+        return ((tenant,), (tenant, team), (tenant, team, workflow))
+
+    def _settings_for_key(self, key: ScopeKey) -> ResolvedSettings:
+        return self.config.resolve(key[0], key[1] if len(key) > 1 else None, key[2] if len(key) > 2 else None)
+
+    def _scope_detector(self, key: ScopeKey) -> Detector:
+        tenant, team, workflow = (list(key) + [None, None])[:3]
+        settings = self._settings_for_key(key)
+        det = build_scope_detector(settings.params, len(key), self.config.budgets_for(tenant, team, workflow))  # type: ignore[arg-type]
+        pending = self._pending_state.pop("scope:" + _join(key), None)
+        if pending:
+            det.restore(pending)
+        self._scope_detectors[key] = det
+        return det
+
+    # -- views -----------------------------------------------------------------------------------
+    @property
+    def live_tasks(self) -> int:
+        return len(self._tasks)
+
+    def task(self, root_task_id: str) -> TaskState | None:
+        return self._tasks.get(root_task_id)
+
+    def open_anomalies(self) -> list[Anomaly]:
+        return list(self.episodes.open.values())
+
+    # -- state hand-over -------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue on another process, as plain JSON-able data."""
+        detectors = {
+            _join(key): {det.name: det.snapshot() for det in scope.detectors} for key, scope in self._workflows.items()
+        }
+        detectors.update({"scope:" + _join(k): d.snapshot() for k, d in self._scope_detectors.items()})  # type: ignore[misc]
+        return {
+            "v": 1,
+            "config_version": self.config.version,
+            "max_ts": self.max_ts,
+            "next_tick": self._next_tick,
+            "tasks": [t.to_dict() for t in self._tasks.values()],
+            "detectors": {**self._pending_state, **detectors},
+            "episodes": self.episodes.snapshot(),
+            "seen": self._seen.snapshot(),
+            "finished": self._finished.snapshot(),
+            "unpriced": sorted(self._unpriced_models),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if state.get("v") != 1:
+            raise ValueError(f"engine snapshot version {state.get('v')!r} is not 1")
+        self.__init__(self.config, autonomy=self.autonomy, clock=self.episodes.clock, tick_s=self.tick_s,  # type: ignore[misc]
+                      dedup_capacity=self._seen.capacity)
+        self._pending_state = dict(state["detectors"])
+        self.max_ts = state["max_ts"]
+        self._next_tick = state["next_tick"]
+        for data in state["tasks"]:
+            task = TaskState.from_dict(data)
+            self._tasks[task.root_task_id] = task
+            self._workflow(task.tenant, task.team, task.workflow).tasks[task.root_task_id] = task
+        for key in [k for k in self._pending_state if not k.startswith("scope:")]:
+            self._workflow(*_split(key))
+        for key in [k for k in self._pending_state if k.startswith("scope:")]:
+            self._scope_detector(_split(key[len("scope:"):]))
+        self.episodes.restore(state["episodes"])
+        self._seen.restore(state["seen"])
+        self._finished.restore(state["finished"])
+        self._unpriced_models = set(state["unpriced"])
+
+    def snapshot_bytes(self) -> bytes:
+        return orjson.dumps(self.snapshot())
+
+
+def _join(key: ScopeKey) -> str:
+    return "\x1f".join(key)
+
+
+def _split(key: str) -> tuple[str, ...]:
+    return tuple(key.split("\x1f"))
+

@@ -1,0 +1,55 @@
+"""The detectors, in one explicit list (not discovered), and how the engine builds them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from detectors.base import Detector, DetectorParams
+from detectors.budgets import MoneyBudget
+from detectors.burn_rate import BurnRateDetector, BurnRateParams
+from detectors.cost_shift import CostShiftDetector, CostShiftParams
+from detectors.fan_out import FanOutDetector, FanOutParams
+from detectors.retry_rate import RetryRateDetector, RetryRateParams
+from detectors.runaway import RunawayTaskDetector, RunawayParams
+from detectors.stale import StaleTaskDetector, StaleTaskParams
+from detectors.task_budget import TaskBudgetDetector, TaskBudgetParams
+
+__all__ = ["PARAMS", "SCOPE_DETECTOR", "WORKFLOW_DETECTORS", "build_scope_detector", "build_workflow_detectors"]
+
+#: One instance of each per workflow (tenant, team, workflow), in this order.
+WORKFLOW_DETECTORS: tuple[type[Detector], ...] = (
+    TaskBudgetDetector,
+    RunawayTaskDetector,
+    RetryRateDetector,
+    FanOutDetector,
+    StaleTaskDetector,
+    CostShiftDetector,
+)
+#: One instance per tenant, per team and per workflow: spend over time.
+SCOPE_DETECTOR = BurnRateDetector
+
+#: Every detector's knobs, by detector name: the ``detectors:`` section of the config file.
+PARAMS: dict[str, type[DetectorParams]] = {
+    "task_budget": TaskBudgetParams,
+    "runaway_task": RunawayParams,
+    "retry_rate": RetryRateParams,
+    "fan_out": FanOutParams,
+    "stale_task": StaleTaskParams,
+    "cost_shift": CostShiftParams,
+    "burn_rate": BurnRateParams,
+}
+_LEVELS: dict[int, Literal["tenant", "team", "workflow"]] = {1: "tenant", 2: "team", 3: "workflow"}
+
+
+def build_workflow_detectors(params: Mapping[str, DetectorParams]) -> list[Detector]:
+    """The enabled per-workflow detectors, built with one workflow's resolved parameters."""
+    return [cls(params[cls.name]) for cls in WORKFLOW_DETECTORS if params[cls.name].enabled]  # type: ignore[call-arg]
+
+
+def build_scope_detector(params: Mapping[str, DetectorParams], depth: int, budgets: tuple[MoneyBudget, ...]) -> Detector:
+    """The burn-rate detector of a tenant (depth 1), team (2) or workflow (3); a no-op if disabled."""
+    burn = params["burn_rate"]
+    if not burn.enabled and not budgets:
+        return Detector()
+    return BurnRateDetector(burn, _LEVELS[depth], budgets)  # type: ignore[arg-type]

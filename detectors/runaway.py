@@ -1,0 +1,183 @@
+"""Runaway task: an in-flight root task already far beyond what its workflow's completed tasks do.
+
+Four measures of the root task (sub-agents included) are compared, on every event, with the p99 of
+the same measure over the workflow's completed tasks (:class:`~detectors.baseline.QuantileBaseline`):
+
+- ``task_cost_usd`` — machine spend in USD: every budget line **except** ``human_review``;
+- ``task_steps`` — steps (model calls, tool calls, ...), a count;
+- ``context_growth_tokens`` — largest prompt minus the first prompt, in tokens (context bloat);
+- ``task_duration_seconds`` — last event time minus start, in seconds.
+
+Why human review is left out: a person's review is a deliberate, bounded purchase made once per
+task (one $9 review on a $0.40 task), not a loop burning money at machine speed, and halting the
+task would not get it back. A runaway is machine spend, so that is what is measured and learned;
+the review money is still shown in the evidence.
+
+A measure above ``warn_factor`` x its p99 raises a warning (the cost one only above
+``min_warn_usd``). Only money justifies a kill: spend above ``critical_factor`` x p99 *and* above
+``min_critical_usd`` is critical and kill-eligible; steps, context or duration alone stay warnings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from schemas.anomaly import Severity
+from schemas.events import CostEvent
+
+from detectors.base import Detector, DetectorParams, Signal
+from detectors.baseline import QuantileBaseline
+from detectors.ledger import BUDGET_LINES, TaskState
+
+__all__ = ["RunawayParams", "RunawayTaskDetector"]
+
+_REVIEW = BUDGET_LINES.index("human_review")
+_Q = 0.99
+_METRICS = (
+    ("task_cost_usd", "usd"),
+    ("task_steps", "steps"),
+    ("context_growth_tokens", "tokens"),
+    ("task_duration_seconds", "seconds"),
+)
+
+
+class RunawayParams(DetectorParams):
+    """Knobs of :class:`RunawayTaskDetector` (factors multiply the learned p99)."""
+
+    min_samples: int = Field(20, ge=1, description="completed tasks learned before anything is raised")
+    warn_factor: float = Field(2.0, gt=1.0, description="warning above this x p99 of any measure")
+    critical_factor: float = Field(5.0, gt=1.0, description="critical above this x p99 of machine spend")
+    min_warn_usd: float = Field(0.10, ge=0.0, description="no cost warning below this spend, USD")
+    min_critical_usd: float = Field(1.0, ge=0.0, description="no critical below this spend, USD")
+
+
+def _measures(task: TaskState) -> tuple[float, float, float, float]:
+    return (
+        task.cost_usd - task.lines[_REVIEW],
+        float(task.steps),
+        float(task.max_context_tokens - task.first_context_tokens),
+        task.duration_s,
+    )
+
+
+class RunawayTaskDetector(Detector):
+    """Flags a root task whose spend, steps, context growth or duration outgrows its workflow."""
+
+    name: ClassVar[str] = "runaway_task"
+
+    def __init__(self, params: RunawayParams | None = None) -> None:
+        self.params = params if params is not None else RunawayParams()
+        self._base = [QuantileBaseline((0.5, _Q)) for _ in _METRICS]
+        self._warn = [math.inf] * len(_METRICS)
+        self._crit_usd = math.inf
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute the cached thresholds; called only when the baselines change."""
+        p = self.params
+        if self._base[0].n < p.min_samples:
+            self._warn = [math.inf] * len(_METRICS)
+            self._crit_usd = math.inf
+            return
+        p99 = [b.get(_Q) for b in self._base]
+        self._warn = [p.warn_factor * x if x > 0 else math.inf for x in p99]
+        self._warn[0] = max(p.warn_factor * p99[0], p.min_warn_usd) or math.inf
+        self._crit_usd = max(p.critical_factor * p99[0], p.min_critical_usd) or math.inf
+
+    def on_event(self, event: CostEvent, task: TaskState) -> Signal | None:
+        w = self._warn
+        cost = task.cost_usd - task.lines[_REVIEW]
+        if (
+            cost <= w[0]
+            and task.steps <= w[1]
+            and task.max_context_tokens - task.first_context_tokens <= w[2]
+            and task.duration_s <= w[3]
+        ):
+            return None
+        return self._signal(event.ts, task)
+
+    def on_task_finished(self, task: TaskState) -> Signal | None:
+        if task.killed or task.outcome == "killed":
+            return None  # cut short by a kill: not what the workflow's tasks normally do
+        values = _measures(task)
+        if any(v > t for v, t in zip(values, self._warn, strict=True)):
+            return None  # a task beyond the bounds (flagged) does not teach that it is normal
+        for base, v in zip(self._base, values, strict=True):
+            base.update(v)
+        self._refresh()
+        return None
+
+    def _signal(self, ts: float, task: TaskState) -> Signal:
+        values = _measures(task)
+        if values[0] > self._crit_usd:
+            i, threshold, severity = 0, self._crit_usd, Severity.CRITICAL
+        else:
+            i = max(range(len(values)), key=lambda k: values[k] / self._warn[k])
+            threshold, severity = self._warn[i], Severity.WARNING
+        p99 = self._base[i].get(_Q)
+        metric, unit = _METRICS[i]
+        observed = values[i]
+        return Signal(
+            detector=self.name,
+            scope=task.scope,
+            ts=ts,
+            severity=severity,
+            metric=metric,
+            unit=unit,
+            observed=round(observed, 6),
+            expected=round(p99, 6),
+            threshold=round(threshold, 6),
+            score=round(observed / threshold, 3),
+            summary=_summary(task, i, values, p99),
+            evidence=self._evidence(task, values),
+            kill_eligible=severity is Severity.CRITICAL,
+        )
+
+    def _evidence(self, task: TaskState, values: tuple[float, ...]) -> dict[str, Any]:
+        return {
+            "top_lines": task.top_lines(),
+            "human_review_usd_excluded": round(task.lines[_REVIEW], 4),
+            "n": self._base[0].n,
+            "quantile": _Q,
+            "p50": {m: round(b.get(0.5), 4) for (m, _), b in zip(_METRICS, self._base, strict=True)},
+            "p99": {m: round(b.get(_Q), 4) for (m, _), b in zip(_METRICS, self._base, strict=True)},
+            "observed": {m: round(v, 4) for (m, _), v in zip(_METRICS, values, strict=True)},
+            "window": "completed root tasks of the workflow",
+        }
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"base": [b.to_dict() for b in self._base]}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._base = [QuantileBaseline.from_dict(d) for d in state["base"]]
+        self._refresh()
+
+
+def _summary(task: TaskState, i: int, values: tuple[float, ...], p99: float) -> str:
+    minutes = task.duration_s / 60.0
+    x = values[i] / p99 if p99 > 0 else math.inf
+    where = f"Task {task.root_task_id} in {task.workflow}"
+    if i == 0:
+        top = max((k for k in range(len(BUDGET_LINES)) if k != _REVIEW), key=lambda k: task.lines[k])
+        share = f" ({BUDGET_LINES[top]} {100 * task.lines[top] / values[0]:.0f}%)" if values[0] > 0 else ""
+        return (
+            f"{where} has spent ${values[0]:.2f} in {minutes:.0f} min, {x:.1f}x the workflow's p99 "
+            f"of ${p99:.2f}{share}"
+        )
+    spent = f"${values[0]:.2f} spent"
+    if i == 1:
+        return (
+            f"{where} has run {values[1]:.0f} steps in {minutes:.0f} min, {x:.1f}x the workflow's p99 "
+            f"of {p99:.0f} steps ({spent})"
+        )
+    if i == 2:
+        return (
+            f"{where} has grown its context by {values[2]:,.0f} tokens, {x:.1f}x the workflow's p99 of "
+            f"{p99:,.0f} tokens ({spent})"
+        )
+    return (
+        f"{where} has run for {minutes:.0f} min, {x:.1f}x the workflow's p99 of {p99 / 60:.0f} min ({spent})"
+    )

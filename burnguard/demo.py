@@ -8,6 +8,7 @@ was caught, how fast and how much money it saved against the simulator's ground 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from pathlib import Path
@@ -135,7 +136,8 @@ def run_demo(*, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out:
     started = time.monotonic()
     sink = out.open("wb") if out else None
     try:
-        with Live(_view(run, recent, 0), console=console, refresh_per_second=4, transient=False, disable=not live_screen) as live:
+        live = Live(_view(run, recent, 0), console=console, refresh_per_second=4, transient=False)
+        with live if live_screen else contextlib.nullcontext():
             for i, event in enumerate(run.sim.events()):
                 for a in run.feed(event):
                     if a.severity is not Severity.INFO:

@@ -33,10 +33,12 @@ ScopeKey = tuple[str, ...]
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One line naming every bad field and why, e.g. ``cost_usd: Input should be >= 0``."""
-    parts = []
-    for err in exc.errors()[:8]:
-        loc = ".".join(str(p) for p in err["loc"]) or "event"
-        parts.append(f"{loc}: {err['msg']}")
+    by_field: dict[str, list[str]] = {}
+    for err in exc.errors():
+        # a union reports one error per member: name the field once, with each member's complaint
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).endswith(("-str", "bool", "int", "float", "none"))) or "event"
+        by_field.setdefault(loc, []).append(err["msg"])
+    parts = [f"{loc}: {' or '.join(dict.fromkeys(msgs))}" for loc, msgs in list(by_field.items())[:8]]
     return "; ".join(parts)
 
 

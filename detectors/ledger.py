@@ -198,6 +198,9 @@ class RecentIds:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
     def snapshot(self) -> list[str]:
         return list(self._ids)
 

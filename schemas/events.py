@@ -26,7 +26,8 @@ _MAX_TOKENS = 100_000_000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-AttrValue = Annotated[str, StringConstraints(max_length=1024)] | bool | int | float
+#: A free tag: string, number or bool; ``null`` is read as "no value" (real producers send it).
+AttrValue = Annotated[str, StringConstraints(max_length=1024)] | bool | int | float | None
 
 
 class EventKind(StrEnum):

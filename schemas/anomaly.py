@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer, field_validator
 
 from schemas.timefmt import format_ts, parse_ts
+
+_TIME = WithJsonSchema({"type": "string", "format": "date-time"})
 
 __all__ = [
     "ANOMALY_SCHEMA",
@@ -75,8 +77,8 @@ class Anomaly(BaseModel):
     detector: str
     status: AnomalyStatus
     severity: Severity
-    ts: float = Field(description="event time of the triggering event, epoch seconds (RFC 3339 on the wire)")
-    detected_at: float = Field(description="wall-clock time it was emitted, epoch seconds")
+    ts: Annotated[float, _TIME] = Field(description="event time of the triggering event, epoch seconds (RFC 3339 on the wire)")
+    detected_at: Annotated[float, _TIME] = Field(description="wall-clock time it was emitted, epoch seconds")
     scope: dict[str, str]
     metric: str
     unit: str

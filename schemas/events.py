@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
 
 from schemas.timefmt import parse_ts
 
@@ -23,6 +23,18 @@ COST_EVENT_SCHEMA = "burnguard.cost_event/1"
 #: One event costing more than this is a unit bug (cents or micro-dollars sent as dollars).
 MAX_COST_USD = 100_000.0
 _MAX_TOKENS = 100_000_000
+
+_TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+    "description": "event time: RFC 3339 with a zone, or epoch seconds",
+}
+#: The rules the field table cannot say, as JSON Schema conditionals (for ``burnguard schema export``).
+_KIND_RULES: dict[str, Any] = {
+    "allOf": [
+        {"if": {"properties": {"kind": {"const": "step"}}}, "then": {"required": ["category"]}},
+        {"if": {"properties": {"kind": {"const": "task_finished"}}}, "then": {"required": ["outcome"]}},
+    ]
+}
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -69,11 +81,11 @@ class CostEvent(BaseModel):
     prices it from tokens (see :mod:`schemas.pricing`), never counting it as $0.
     """
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=False)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=False, json_schema_extra=_KIND_RULES)
 
     schema_: Literal["burnguard.cost_event/1"] = Field(default=COST_EVENT_SCHEMA, alias="schema")
     event_id: EventId
-    ts: float
+    ts: Annotated[float, WithJsonSchema(_TIME_SCHEMA)]
     kind: EventKind
     tenant: Name = "default"
     team: Name

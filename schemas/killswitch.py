@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer, field_validator
 
 from schemas.timefmt import format_ts, parse_ts
+
+_TIME = WithJsonSchema({"type": "string", "format": "date-time"})
 
 __all__ = [
     "KILL_ACK_SCHEMA",
@@ -76,8 +78,8 @@ class KillCommand(BaseModel):
     anomaly_id: str = Field(min_length=1, max_length=128)
     target: KillTarget
     reason: str = Field(max_length=2000)
-    issued_at: float
-    expires_at: float
+    issued_at: Annotated[float, _TIME]
+    expires_at: Annotated[float, _TIME]
     mode: KillMode
     signature: str | None = None
 
@@ -120,7 +122,7 @@ class KillAck(BaseModel):
 
     schema_: Literal["burnguard.kill_ack/1"] = Field(default=KILL_ACK_SCHEMA, alias="schema")
     command_id: str = Field(min_length=1, max_length=128)
-    halted_at: float
+    halted_at: Annotated[float, _TIME]
     halted_by: str = Field(min_length=1, max_length=256, description="listener identity: host/pid/agent")
     target: KillTarget | None = None
 

@@ -16,6 +16,9 @@ the review money is still shown in the evidence.
 A measure above ``warn_factor`` x its p99 raises a warning (the cost one only above
 ``min_warn_usd``). Only money justifies a kill: spend above ``critical_factor`` x p99 *and* above
 ``min_critical_usd`` is critical and kill-eligible; steps, context or duration alone stay warnings.
+A measure whose p99 is 0 (a workflow reporting no tokens) is not compared. Baselines learn in
+``on_task_finished``, from completed tasks that stayed within every warning bound and were not
+killed; the thresholds are cached then, so ``on_event`` is four float comparisons.
 """
 
 from __future__ import annotations
@@ -25,12 +28,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from schemas.anomaly import Severity
-from schemas.events import CostEvent
-
 from detectors.base import Detector, DetectorParams, Signal
 from detectors.baseline import QuantileBaseline
 from detectors.ledger import BUDGET_LINES, TaskState
+from schemas.anomaly import Severity
+from schemas.events import CostEvent
 
 __all__ = ["RunawayParams", "RunawayTaskDetector"]
 
@@ -45,13 +47,20 @@ _METRICS = (
 
 
 class RunawayParams(DetectorParams):
-    """Knobs of :class:`RunawayTaskDetector` (factors multiply the learned p99)."""
+    """Knobs of :class:`RunawayTaskDetector`; factors multiply the workflow's learned p99.
 
-    min_samples: int = Field(20, ge=1, description="completed tasks learned before anything is raised")
-    warn_factor: float = Field(2.0, gt=1.0, description="warning above this x p99 of any measure")
-    critical_factor: float = Field(5.0, gt=1.0, description="critical above this x p99 of machine spend")
-    min_warn_usd: float = Field(0.10, ge=0.0, description="no cost warning below this spend, USD")
-    min_critical_usd: float = Field(1.0, ge=0.0, description="no critical below this spend, USD")
+    - ``min_samples`` — completed tasks learned before anything is raised (warm-up);
+    - ``warn_factor`` — warning above this x p99 of any of the four measures;
+    - ``critical_factor`` — critical and kill-eligible above this x p99 of machine spend ...
+    - ``min_critical_usd`` — ... and above this spend in USD;
+    - ``min_warn_usd`` — no cost warning below this spend in USD (cents are nobody's incident).
+    """
+
+    min_samples: int = Field(default=20, ge=1)
+    warn_factor: float = Field(default=2.5, gt=1.0)
+    critical_factor: float = Field(default=5.0, gt=1.0)
+    min_critical_usd: float = Field(default=1.0, ge=0.0)
+    min_warn_usd: float = Field(default=0.10, ge=0.0)
 
 
 def _measures(task: TaskState) -> tuple[float, float, float, float]:

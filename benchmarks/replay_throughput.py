@@ -25,7 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("BURNGUARD_SHARED", REPO.parent / "shared")) / "data" / "mini-swe-agent-swebench.events.jsonl.gz"
+REAL = (
+    Path(os.environ.get("BURNGUARD_SHARED", REPO.parent / "shared"))
+    / "data"
+    / "mini-swe-agent-swebench.events.jsonl.gz"
+)
 
 _CHILD = r"""
 import gzip, resource, sys, time, json
@@ -60,10 +64,21 @@ print(json.dumps({"n": len(lines), "s": dt, "rss_mb": resource.getrusage(resourc
 def _measure(mode: str, path: Path, runs: int) -> dict[str, float]:
     samples = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, cwd=REPO, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, mode, str(path)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
         samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     s = statistics.median(x["s"] for x in samples)
-    return {"n": samples[0]["n"], "s": s, "eps": samples[0]["n"] / s, "rss_mb": max(x["rss_mb"] for x in samples)}
+    return {
+        "n": samples[0]["n"],
+        "s": s,
+        "eps": samples[0]["n"] / s,
+        "rss_mb": max(x["rss_mb"] for x in samples),
+    }
 
 
 def _simulated(target_events: int, tmp: Path) -> Path:
@@ -77,12 +92,14 @@ def _simulated(target_events: int, tmp: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, default=300_000, help="size of the simulated fleet")
     args = parser.parse_args()
     console = Console()
-    table = Table(title="burnguard replay throughput (median of %d runs)" % args.runs, title_justify="left")
+    table = Table(title=f"burnguard replay throughput (median of {args.runs} runs)", title_justify="left")
     for col in ("input", "events", "stage", "events/s", "seconds", "x parse time", "peak RSS"):
         table.add_column(col, justify="left" if col in ("input", "stage") else "right")
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,8 +112,15 @@ def main() -> None:
                 with console.status(f"{label}: {mode}"):
                     results[mode] = _measure(mode, path, args.runs)
             for mode, r in results.items():
-                table.add_row(label, f"{r['n']:,}", mode, f"{r['eps']:,.0f}", f"{r['s']:.2f}",
-                              f"{r['s'] / results['parse']['s']:.2f}x", f"{r['rss_mb']:.0f} MB")
+                table.add_row(
+                    label,
+                    f"{r['n']:,}",
+                    mode,
+                    f"{r['eps']:,.0f}",
+                    f"{r['s']:.2f}",
+                    f"{r['s'] / results['parse']['s']:.2f}x",
+                    f"{r['rss_mb']:.0f} MB",
+                )
     console.print(table)
     console.print("targets: replay >= 100,000 events/s and <= 3x the parse time")
 

@@ -9,35 +9,59 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from detectors.config import Autonomy, BurnguardConfig, ConfigError, load_config
 
-app = typer.Typer(help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False)
-schema_app = typer.Typer(help="JSON Schema of the wire contract, for agents in other languages.", no_args_is_help=True)
+app = typer.Typer(
+    help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False
+)
+schema_app = typer.Typer(
+    help="JSON Schema of the wire contract, for agents in other languages.", no_args_is_help=True
+)
 config_app = typer.Typer(help="Detector configuration files.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 
 console = Console(stderr=True)
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).", exists=True, dir_okay=False)]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (see README).", exists=True, dir_okay=False),
+]
 
 
 def _load(config: Path | None) -> BurnguardConfig:
     try:
         return load_config(config)
     except ConfigError as exc:
-        console.print(f"[red]error:[/] {exc}\nFix the file, then check it with [bold]burnguard config validate {config}[/].")
+        console.print(
+            f"[red]error:[/] {exc}\nFix the file, then check it with [bold]burnguard config validate {config}[/]."
+        )
         raise typer.Exit(2) from None
 
 
 @app.command()
 def replay(
-    events: Annotated[Path, typer.Argument(help="JSONL cost events (gzip allowed), or - for stdin.", allow_dash=True)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write anomalies, one JSON per line.", dir_okay=False)],
+    events: Annotated[
+        Path, typer.Argument(help="JSONL cost events (gzip allowed), or - for stdin.", allow_dash=True)
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write anomalies, one JSON per line.", dir_okay=False)
+    ],
     config: ConfigOption = None,
-    autonomy: Annotated[Autonomy | None, typer.Option(help="Override every workflow's autonomy for this run.")] = None,
-    dlq: Annotated[Path | None, typer.Option(help="Write rejected lines here with their reason.", dir_okay=False)] = None,
+    autonomy: Annotated[
+        Autonomy | None, typer.Option(help="Override every workflow's autonomy for this run.")
+    ] = None,
+    dlq: Annotated[
+        Path | None, typer.Option(help="Write rejected lines here with their reason.", dir_okay=False)
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ) -> None:
     """Run the detectors over a file of cost events, in event time, without Kafka."""
@@ -51,24 +75,39 @@ def replay(
     total = events.stat().st_size if str(events) != "-" else None
     show = not quiet and console.is_terminal
     progress = Progress(
-        TextColumn("replaying"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        console=console, disable=not show,
+        TextColumn("replaying"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
     )
     compressed = str(events).endswith(".gz")
-    with progress, out.open("wb") as sink, (dlq.open("wb") if dlq else _null()) as dlq_sink:
+    with progress, out.open("wb") as sink, dlq.open("wb") if dlq else _null() as dlq_sink:
         bar = progress.add_task("replay", total=None if compressed else total)
         result = replay_file(
-            events, sink, config=cfg, autonomy=autonomy, dlq=dlq_sink,
+            events,
+            sink,
+            config=cfg,
+            autonomy=autonomy,
+            dlq=dlq_sink,
             on_bytes=(lambda n: progress.advance(bar, n)) if show else None,
         )
     if not quiet:
         out_console = Console()
-        out_console.print(stats_table(result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected)))
+        out_console.print(
+            stats_table(
+                result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected)
+            )
+        )
         out_console.print(detector_table(result.anomalies))
         for number, reason in result.rejected[:5]:
             out_console.print(f"[yellow]line {number} rejected:[/] {reason}")
         if len(result.rejected) > 5:
-            out_console.print(f"[yellow]… {len(result.rejected) - 5} more rejected lines[/] (use --dlq FILE to keep them)")
+            out_console.print(
+                f"[yellow]… {len(result.rejected) - 5} more rejected lines[/] (use --dlq FILE to keep them)"
+            )
         out_console.print(f"anomalies written to [bold]{out}[/]")
 
 
@@ -82,16 +121,22 @@ class _null:
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write the fleet's events to.", dir_okay=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="JSONL file to write the fleet's events to.", dir_okay=False)
+    ],
     hours: Annotated[float, typer.Option(help="Simulated hours.")] = 48.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet).")] = 7,
     scale: Annotated[float, typer.Option(help="Multiplies task arrival rates.")] = 1.0,
-    incidents: Annotated[bool, typer.Option("--incidents/--no-incidents", help="Inject the demo's incidents.")] = True,
+    incidents: Annotated[
+        bool, typer.Option("--incidents/--no-incidents", help="Inject the demo's incidents.")
+    ] = True,
 ) -> None:
     """Write the demo's simulated fleet (with its injected incidents) as JSONL cost events."""
     from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator, write_jsonl
 
-    sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ())
+    sim = FleetSimulator(
+        seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ()
+    )
     with console.status(f"simulating {hours:g} h of fleet into {out}"):
         count = write_jsonl(sim.events(), out)
     console.print(f"wrote {count:,} events to [bold]{out}[/]; injected incidents:")
@@ -103,9 +148,15 @@ def simulate(
 def demo(
     hours: Annotated[float, typer.Option(help="Simulated hours of fleet.")] = 48.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    pace: Annotated[float, typer.Option(help="Seconds of wall time the live view spends (0: as fast as possible).")] = 45.0,
-    autonomy: Annotated[Autonomy, typer.Option(help="Autonomy of every workflow in the demo.")] = Autonomy.ACT,
-    out: Annotated[Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)] = None,
+    pace: Annotated[
+        float, typer.Option(help="Seconds of wall time the live view spends (0: as fast as possible).")
+    ] = 45.0,
+    autonomy: Annotated[
+        Autonomy, typer.Option(help="Autonomy of every workflow in the demo.")
+    ] = Autonomy.ACT,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)
+    ] = None,
 ) -> None:
     """The whole job on an embedded fleet: simulate, detect, alert, kill, and score it."""
     from burnguard.demo import run_demo
@@ -116,7 +167,9 @@ def demo(
 
 @schema_app.command("export")
 def schema_export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the JSON Schema files.", file_okay=False)] = Path("schema"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for the JSON Schema files.", file_okay=False)
+    ] = Path("schema"),
 ) -> None:
     """Write JSON Schema for the cost event, anomaly, kill command and kill ack."""
     from schemas.anomaly import Anomaly
@@ -124,7 +177,12 @@ def schema_export(
     from schemas.killswitch import KillAck, KillCommand
 
     out.mkdir(parents=True, exist_ok=True)
-    for name, model in (("cost_event", CostEvent), ("anomaly", Anomaly), ("kill", KillCommand), ("kill_ack", KillAck)):
+    for name, model in (
+        ("cost_event", CostEvent),
+        ("anomaly", Anomaly),
+        ("kill", KillCommand),
+        ("kill_ack", KillAck),
+    ):
         schema = model.model_json_schema(by_alias=True, mode="validation")
         schema["$id"] = f"burnguard.{name}/1"
         path = out / f"burnguard.{name}.v1.schema.json"
@@ -142,7 +200,10 @@ def config_validate(file: Annotated[Path, typer.Argument(help="YAML config file.
         for loc, msg in exc.errors:
             console.print(f"  [bold]{loc}[/]: {msg}")
         raise typer.Exit(1) from None
-    console.print(f"[green]{file}: valid[/] (version {cfg.version}, {len(cfg.overrides)} override(s), {len(cfg.budgets)} budget(s))")
+    console.print(
+        f"[green]{file}: valid[/] (version {cfg.version}, "
+        f"{len(cfg.overrides)} override(s), {len(cfg.budgets)} budget(s))"
+    )
 
 
 @config_app.command("show")

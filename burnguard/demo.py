@@ -89,7 +89,9 @@ class DemoRun:
         return score_run(self.sim.incidents, self.anomalies, self.spent_by_root)
 
 
-def simulate_and_detect(*, hours: float = 48.0, seed: int = 7, autonomy: Autonomy = Autonomy.ACT) -> tuple[DemoRun, Scorecard]:
+def simulate_and_detect(
+    *, hours: float = 48.0, seed: int = 7, autonomy: Autonomy = Autonomy.ACT
+) -> tuple[DemoRun, Scorecard]:
     """The demo without a screen (for tests and benchmarks)."""
     run = DemoRun(hours=hours, seed=seed, autonomy=autonomy)
     for event in run.sim.events():
@@ -119,7 +121,9 @@ def _view(run: DemoRun, recent: deque[Anomaly], wall_s: float) -> Group:
     style = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
     for a in list(recent)[::-1]:
         status = "resolved" if a.status is AnomalyStatus.RESOLVED else a.severity.value
-        table.add_row(format_ts(a.ts)[11:19], f"[{style.get(status, 'green')}]{status}", a.action.value, a.summary)
+        table.add_row(
+            format_ts(a.ts)[11:19], f"[{style.get(status, 'green')}]{status}", a.action.value, a.summary
+        )
     return Group(Panel(head, title=f"burnguard demo — {wall_s:.0f} s"), table)
 
 
@@ -144,8 +148,14 @@ def run_demo(*, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out:
                         recent.append(a)
                     if sink is not None:
                         sink.write(a.to_json() + b"\n")
-                    if not live_screen and a.status is AnomalyStatus.FIRING and a.severity is Severity.CRITICAL:
-                        console.print(f"{format_ts(a.ts)} [red]{a.severity.value}[/] {a.action.value}: {a.summary}")
+                    if (
+                        not live_screen
+                        and a.status is AnomalyStatus.FIRING
+                        and a.severity is Severity.CRITICAL
+                    ):
+                        console.print(
+                            f"{format_ts(a.ts)} [red]{a.severity.value}[/] {a.action.value}: {a.summary}"
+                        )
                 if i % 2000 == 0:
                     if live_screen:
                         live.update(_view(run, recent, time.monotonic() - started))
@@ -166,7 +176,11 @@ def run_demo(*, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out:
         f"{run.events:,} events, ${stats.spend_usd:,.2f} spent, {stats.anomalies} anomalies, {len(run.kills)} kills, "
         f"${run.saved_usd:,.2f} never spent thanks to kills; {time.monotonic() - started:.1f} s."
     )
-    verdict = "[green]every incident detected, no false kill[/]" if scorecard.ok else "[red]an incident was missed or a kill was wrong[/]"
+    verdict = (
+        "[green]every incident detected, no false kill[/]"
+        if scorecard.ok
+        else "[red]an incident was missed or a kill was wrong[/]"
+    )
     console.print(verdict)
     if out:
         console.print(f"anomalies written to {out}")

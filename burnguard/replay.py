@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,14 +38,13 @@ def open_events(path: str | Path) -> BinaryIO:
 
         return sys.stdin.buffer
     raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    if raw.peek(2)[:2] == b"\x1f\x8b":  # type: ignore[attr-defined]
+    if raw.peek(2)[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     return raw
 
 
 def _lines(stream: BinaryIO, on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
-    reader = io.BufferedReader(stream, buffer_size=1 << 20) if not isinstance(stream, io.BufferedReader) else stream
-    for line in reader:
+    for line in stream:
         if on_bytes is not None:
             on_bytes(len(line))
         yield line
@@ -80,7 +78,16 @@ def replay_file(
             if reason is not None:
                 result.rejected.append((number, reason))
                 if dlq is not None:
-                    dlq.write(orjson.dumps({"line": number, "reason": reason, "raw": line.decode("utf-8", "replace").rstrip("\n")}) + b"\n")
+                    dlq.write(
+                        orjson.dumps(
+                            {
+                                "line": number,
+                                "reason": reason,
+                                "raw": line.decode("utf-8", "replace").rstrip("\n"),
+                            }
+                        )
+                        + b"\n"
+                    )
                 continue
             for anomaly in anomalies:
                 _emit(anomaly, write, result, keep_anomalies)
@@ -90,7 +97,9 @@ def replay_file(
     return result
 
 
-def _emit(anomaly: Anomaly, write: Callable[[bytes], object] | None, result: ReplayResult, keep: bool) -> None:
+def _emit(
+    anomaly: Anomaly, write: Callable[[bytes], object] | None, result: ReplayResult, keep: bool
+) -> None:
     if write is not None:
         write(anomaly.to_json() + b"\n")
     if keep:

@@ -15,7 +15,9 @@ __all__ = ["anomaly_table", "detector_table", "stats_table"]
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
-def stats_table(stats: EngineStats, *, lines: int, seconds: float, rejected: int, title: str = "Replay") -> Table:
+def stats_table(
+    stats: EngineStats, *, lines: int, seconds: float, rejected: int, title: str = "Replay"
+) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -58,5 +60,10 @@ def anomaly_table(anomalies: Iterable[Anomaly], *, limit: int = 15, title: str =
     table.add_column("action", no_wrap=True)
     table.add_column("summary", ratio=1)
     for a in list(anomalies)[:limit]:
-        table.add_row(f"[{_SEVERITY_STYLE.get(a.severity.value, '')}]{a.severity.value}", a.detector, a.action.value, a.summary)
+        table.add_row(
+            f"[{_SEVERITY_STYLE.get(a.severity.value, '')}]{a.severity.value}",
+            a.detector,
+            a.action.value,
+            a.summary,
+        )
     return table

@@ -17,13 +17,20 @@ _AFTERMATH_S = 2 * 3600.0
 
 
 class IncidentLike(Protocol):
-    kind: str
-    start_ts: float
-    end_ts: float
-    scope: dict[str, str]
-    description: str
-    root_task_id: str | None
-    cost_without_kill_usd: float | None
+    """What the scorecard reads of an incident (the simulator's ``Incident`` is one)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def start_ts(self) -> float: ...
+    @property
+    def end_ts(self) -> float: ...
+    @property
+    def scope(self) -> dict[str, str]: ...
+    @property
+    def root_task_id(self) -> str | None: ...
+    @property
+    def cost_without_kill_usd(self) -> float | None: ...
 
 
 @dataclass(slots=True)
@@ -60,7 +67,9 @@ class Scorecard:
     def table(self) -> Table:
         table = Table(title="Scorecard", title_justify="left")
         for col in ("incident", "detected by", "delay", "action", "spent", "without burnguard", "saved"):
-            table.add_column(col, justify="right" if col in ("delay", "spent", "without burnguard", "saved") else "left")
+            table.add_column(
+                col, justify="right" if col in ("delay", "spent", "without burnguard", "saved") else "left"
+            )
         for s in self.incidents:
             inc = s.incident
             detected = ", ".join(sorted(s.detectors)) if s.detected else "[bold red]MISSED"

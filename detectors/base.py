@@ -13,10 +13,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from detectors.ledger import TaskState
 from schemas.anomaly import Severity
 from schemas.events import CostEvent
-
-from detectors.ledger import TaskState
 
 __all__ = ["Detector", "DetectorParams", "Signal", "StateVersionError"]
 
@@ -87,7 +86,9 @@ class Detector:
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         if snapshot.get("v") != self.state_version:
-            raise StateVersionError(f"{self.name}: snapshot version {snapshot.get('v')!r}, expected {self.state_version}")
+            raise StateVersionError(
+                f"{self.name}: snapshot version {snapshot.get('v')!r}, expected {self.state_version}"
+            )
         self._set_state(snapshot["state"])
 
     def _get_state(self) -> dict[str, Any]:

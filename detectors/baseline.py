@@ -116,7 +116,12 @@ class EWBaseline:
         return math.sqrt(max(0.0, float(self._var.get() or 0.0))) if self.n else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"f": self.fading_factor, "n": self.n, "m": _dump(self._mean._ewmean), "v": _dump(self._var._ewvar)}
+        return {
+            "f": self.fading_factor,
+            "n": self.n,
+            "m": _dump(self._mean._ewmean),
+            "v": _dump(self._var._ewvar),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EWBaseline:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
@@ -87,7 +87,8 @@ class Match(_Strict):
 def _partial(model: type[BaseModel]) -> type[BaseModel]:
     """The same fields, all optional: an override states only what it changes."""
     fields: dict[str, Any] = {
-        name: (info.annotation | None, None) for name, info in model.model_fields.items()  # type: ignore[operator]
+        name: (Optional[info.annotation], None)  # noqa: UP045 - built at run time from a type object
+        for name, info in model.model_fields.items()
     }
     return create_model(
         f"Partial{model.__name__}", __config__=ConfigDict(extra="forbid", frozen=True), **fields
@@ -159,7 +160,9 @@ class BurnguardConfig(_Strict):
         ]:
             unknown = sorted(set(names) - set(PARAMS))
             if unknown:
-                raise ValueError(f"{where}.kill_detectors: unknown detector(s) {unknown}; known: {sorted(PARAMS)}")
+                raise ValueError(
+                    f"{where}.kill_detectors: unknown detector(s) {unknown}; known: {sorted(PARAMS)}"
+                )
         return self
 
     def resolve(self, tenant: str, team: str | None = None, workflow: str | None = None) -> ResolvedSettings:
@@ -183,7 +186,9 @@ class BurnguardConfig(_Strict):
         return tuple(out)
 
 
-def _resolve(config: BurnguardConfig, tenant: str, team: str | None, workflow: str | None) -> ResolvedSettings:
+def _resolve(
+    config: BurnguardConfig, tenant: str, team: str | None, workflow: str | None
+) -> ResolvedSettings:
     policy = config.defaults.model_dump(exclude={"detectors"})
     params = {name: getattr(config.defaults.detectors, name).model_dump() for name in PARAMS}
     fitting = [o for o in config.overrides if o.match.fits(tenant, team, workflow)]
@@ -227,7 +232,9 @@ def load_config(path: str | Path | None) -> BurnguardConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(str(path), [("<root>", "the file must hold a mapping (version, defaults, overrides, budgets)")])
+        raise ConfigError(
+            str(path), [("<root>", "the file must hold a mapping (version, defaults, overrides, budgets)")]
+        )
     try:
         return BurnguardConfig.model_validate(raw)
     except ValidationError as exc:

@@ -14,15 +14,14 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.anomaly import Action, Anomaly, Severity
-from schemas.events import Category, CostEvent, EventKind
-from schemas.pricing import ModelPricer
-
 from detectors.base import Detector, Signal
 from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
 from detectors.episodes import EpisodeBook, decide_action
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
+from schemas.anomaly import Action, Anomaly, Severity
+from schemas.events import Category, CostEvent, EventKind
+from schemas.pricing import ModelPricer
 
 __all__ = ["Engine", "EngineStats", "describe_validation_error"]
 
@@ -36,7 +35,10 @@ def describe_validation_error(exc: ValidationError) -> str:
     by_field: dict[str, list[str]] = {}
     for err in exc.errors():
         # a union reports one error per member: name the field once, with each member's complaint
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).endswith(("-str", "bool", "int", "float", "none"))) or "event"
+        loc = (
+            ".".join(str(p) for p in err["loc"] if not str(p).endswith(("-str", "bool", "int", "float", "none")))
+            or "event"
+        )
         by_field.setdefault(loc, []).append(err["msg"])
     parts = [f"{loc}: {' or '.join(dict.fromkeys(msgs))}" for loc, msgs in list(by_field.items())[:8]]
     return "; ".join(parts)
@@ -85,9 +87,16 @@ class Engine:
         self.config = config or BurnguardConfig()
         self.autonomy = Autonomy(autonomy) if autonomy is not None else None
         self.tick_s = tick_s
-        self.stats = EngineStats()
         self.pricer = ModelPricer()
-        self.episodes = EpisodeBook(self.config.version, clock)
+        self.clock = clock
+        self.dedup_capacity = dedup_capacity
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget everything learned and seen (the configuration stays)."""
+        dedup_capacity = self.dedup_capacity
+        self.stats = EngineStats()
+        self.episodes = EpisodeBook(self.config.version, self.clock)
         self._tasks: dict[str, TaskState] = {}
         self._workflows: dict[ScopeKey, _WorkflowScope] = {}
         self._scope_detectors: dict[ScopeKey, Detector] = {}
@@ -291,12 +300,12 @@ class Engine:
         return self.config.resolve(key[0], key[1] if len(key) > 1 else None, key[2] if len(key) > 2 else None)
 
     def _scope_detector(self, key: ScopeKey) -> Detector:
-        tenant, team, workflow = (list(key) + [None, None])[:3]
+        tenant, team, workflow = ([*list(key), None, None])[:3]
         settings = self._settings_for_key(key)
         det = build_scope_detector(settings.params, len(key), self.config.budgets_for(tenant, team, workflow))  # type: ignore[arg-type]
         pending = self._pending_state.pop("scope:" + _join(key), None)
-        if pending:
-            det.restore(pending)
+        if pending and det.name in pending:
+            det.restore(pending[det.name])
         self._scope_detectors[key] = det
         return det
 
@@ -317,7 +326,7 @@ class Engine:
         detectors = {
             _join(key): {det.name: det.snapshot() for det in scope.detectors} for key, scope in self._workflows.items()
         }
-        detectors.update({"scope:" + _join(k): d.snapshot() for k, d in self._scope_detectors.items()})  # type: ignore[misc]
+        detectors.update({"scope:" + _join(k): {"burn_rate": d.snapshot()} for k, d in self._scope_detectors.items()})
         return {
             "v": 1,
             "config_version": self.config.version,
@@ -334,8 +343,7 @@ class Engine:
     def restore(self, state: dict[str, Any]) -> None:
         if state.get("v") != 1:
             raise ValueError(f"engine snapshot version {state.get('v')!r} is not 1")
-        self.__init__(self.config, autonomy=self.autonomy, clock=self.episodes.clock, tick_s=self.tick_s,  # type: ignore[misc]
-                      dedup_capacity=self._seen.capacity)
+        self._reset()
         self._pending_state = dict(state["detectors"])
         self.max_ts = state["max_ts"]
         self._next_tick = state["next_tick"]
@@ -346,7 +354,7 @@ class Engine:
         for key in [k for k in self._pending_state if not k.startswith("scope:")]:
             self._workflow(*_split(key))
         for key in [k for k in self._pending_state if k.startswith("scope:")]:
-            self._scope_detector(_split(key[len("scope:"):]))
+            self._scope_detector(_split(key[len("scope:") :]))
         self.episodes.restore(state["episodes"])
         self._seen.restore(state["seen"])
         self._finished.restore(state["finished"])
@@ -362,4 +370,3 @@ def _join(key: ScopeKey) -> str:
 
 def _split(key: str) -> tuple[str, ...]:
     return tuple(key.split("\x1f"))
-

@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity, anomaly_id_for
-
 from detectors.base import Signal
 from detectors.config import Autonomy, PolicySettings
+from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity, anomaly_id_for
 
 __all__ = ["EpisodeBook", "decide_action"]
 
 EpisodeKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
-def decide_action(signal: Signal, policy: PolicySettings, autonomy: Autonomy, already_killed: bool) -> tuple[Action, dict[str, Any]]:
+def decide_action(
+    signal: Signal, policy: PolicySettings, autonomy: Autonomy, already_killed: bool
+) -> tuple[Action, dict[str, Any]]:
     """What the policy does with a firing signal, and the evidence that explains the decision.
 
     ``observe`` records only; ``advise`` alerts; ``approve`` alerts and proposes a kill for a
@@ -30,7 +31,9 @@ def decide_action(signal: Signal, policy: PolicySettings, autonomy: Autonomy, al
     if signal.severity is Severity.INFO or autonomy is Autonomy.OBSERVE:
         return Action.NONE, {"autonomy": autonomy.value}
     may_kill = (
-        signal.kill_eligible and signal.severity is Severity.CRITICAL and signal.detector in policy.kill_detectors
+        signal.kill_eligible
+        and signal.severity is Severity.CRITICAL
+        and signal.detector in policy.kill_detectors
     )
     note: dict[str, Any] = {"autonomy": autonomy.value}
     if may_kill and already_killed:
@@ -64,7 +67,9 @@ class EpisodeBook:
         current = self.open.get(key)
         if current is not None and signal.severity.rank <= current.severity.rank:
             return None
-        episode_id = current.anomaly_id if current else anomaly_id_for(signal.detector, signal.scope, signal.ts)
+        episode_id = (
+            current.anomaly_id if current else anomaly_id_for(signal.detector, signal.scope, signal.ts)
+        )
         anomaly = Anomaly(
             anomaly_id=episode_id,
             detector=signal.detector,
@@ -81,7 +86,11 @@ class EpisodeBook:
             score=signal.score,
             action=action,
             summary=signal.summary,
-            evidence={**signal.evidence, **note, "episode_start": current.evidence.get("episode_start", signal.ts) if current else signal.ts},
+            evidence={
+                **signal.evidence,
+                **note,
+                "episode_start": current.evidence.get("episode_start", signal.ts) if current else signal.ts,
+            },
             config_version=self.config_version,
         )
         self.open[key] = anomaly
@@ -102,7 +111,11 @@ class EpisodeBook:
 
     def resolve_root(self, root_task_id: str, ts: float, reason: str) -> list[Anomaly]:
         """Resolve every open episode about one root task (it finished, or was dropped)."""
-        return [self._resolve(key, ts, reason, None) for key in self.by_root.pop(root_task_id, []) if key in self.open]
+        return [
+            self._resolve(key, ts, reason, None)
+            for key in self.by_root.pop(root_task_id, [])
+            if key in self.open
+        ]
 
     def _resolve(self, key: EpisodeKey, ts: float, reason: str, observed: float | None) -> Anomaly:
         firing = self.open.pop(key)
@@ -122,7 +135,11 @@ class EpisodeBook:
                 "observed": firing.observed if observed is None else observed,
                 "action": Action.NONE,
                 "summary": f"Resolved: {reason}. Was: {firing.summary}",
-                "evidence": {**firing.evidence, "resolution": reason, "duration_s": round(max(0.0, ts - start), 3)},
+                "evidence": {
+                    **firing.evidence,
+                    "resolution": reason,
+                    "duration_s": round(max(0.0, ts - start), 3),
+                },
             }
         )
 

@@ -91,7 +91,12 @@ class TaskState:
     @property
     def scope(self) -> dict[str, str]:
         """The anomaly scope of a task-level finding."""
-        return {"tenant": self.tenant, "team": self.team, "workflow": self.workflow, "root_task_id": self.root_task_id}
+        return {
+            "tenant": self.tenant,
+            "team": self.team,
+            "workflow": self.workflow,
+            "root_task_id": self.root_task_id,
+        }
 
     def top_lines(self, n: int = 3) -> dict[str, float]:
         """The ``n`` budget lines that hold the most money, largest first, rounded to 1/10 000 USD."""

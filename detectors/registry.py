@@ -11,11 +11,17 @@ from detectors.burn_rate import BurnRateDetector, BurnRateParams
 from detectors.cost_shift import CostShiftDetector, CostShiftParams
 from detectors.fan_out import FanOutDetector, FanOutParams
 from detectors.retry_rate import RetryRateDetector, RetryRateParams
-from detectors.runaway import RunawayTaskDetector, RunawayParams
+from detectors.runaway import RunawayParams, RunawayTaskDetector
 from detectors.stale import StaleTaskDetector, StaleTaskParams
 from detectors.task_budget import TaskBudgetDetector, TaskBudgetParams
 
-__all__ = ["PARAMS", "SCOPE_DETECTOR", "WORKFLOW_DETECTORS", "build_scope_detector", "build_workflow_detectors"]
+__all__ = [
+    "PARAMS",
+    "SCOPE_DETECTOR",
+    "WORKFLOW_DETECTORS",
+    "build_scope_detector",
+    "build_workflow_detectors",
+]
 
 #: One instance of each per workflow (tenant, team, workflow), in this order.
 WORKFLOW_DETECTORS: tuple[type[Detector], ...] = (
@@ -47,7 +53,9 @@ def build_workflow_detectors(params: Mapping[str, DetectorParams]) -> list[Detec
     return [cls(params[cls.name]) for cls in WORKFLOW_DETECTORS if params[cls.name].enabled]  # type: ignore[call-arg]
 
 
-def build_scope_detector(params: Mapping[str, DetectorParams], depth: int, budgets: tuple[MoneyBudget, ...]) -> Detector:
+def build_scope_detector(
+    params: Mapping[str, DetectorParams], depth: int, budgets: tuple[MoneyBudget, ...]
+) -> Detector:
     """The burn-rate detector of a tenant (depth 1), team (2) or workflow (3); a no-op if disabled."""
     burn = params["burn_rate"]
     if not burn.enabled and not budgets:

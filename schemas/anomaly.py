@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer, field_validator
@@ -23,7 +23,7 @@ __all__ = [
     "anomaly_id_for",
 ]
 
-ANOMALY_SCHEMA = "burnguard.anomaly/1"
+ANOMALY_SCHEMA: Final = "burnguard.anomaly/1"
 #: The keys a scope may hold, in their canonical order.
 SCOPE_KEYS = ("tenant", "team", "workflow", "agent", "task_id", "root_task_id")
 
@@ -77,7 +77,9 @@ class Anomaly(BaseModel):
     detector: str
     status: AnomalyStatus
     severity: Severity
-    ts: Annotated[float, _TIME] = Field(description="event time of the triggering event, epoch seconds (RFC 3339 on the wire)")
+    ts: Annotated[float, _TIME] = Field(
+        description="event time of the triggering event, epoch seconds (RFC 3339 on the wire)"
+    )
     detected_at: Annotated[float, _TIME] = Field(description="wall-clock time it was emitted, epoch seconds")
     scope: dict[str, str]
     metric: str

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from schemas.timefmt import parse_ts
 
@@ -19,7 +27,7 @@ __all__ = [
     "StepStatus",
 ]
 
-COST_EVENT_SCHEMA = "burnguard.cost_event/1"
+COST_EVENT_SCHEMA: Final = "burnguard.cost_event/1"
 #: One event costing more than this is a unit bug (cents or micro-dollars sent as dollars).
 MAX_COST_USD = 100_000.0
 _MAX_TOKENS = 100_000_000
@@ -81,7 +89,9 @@ class CostEvent(BaseModel):
     prices it from tokens (see :mod:`schemas.pricing`), never counting it as $0.
     """
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=False, json_schema_extra=_KIND_RULES)
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, frozen=False, json_schema_extra=_KIND_RULES
+    )
 
     schema_: Literal["burnguard.cost_event/1"] = Field(default=COST_EVENT_SCHEMA, alias="schema")
     event_id: EventId
@@ -106,10 +116,13 @@ class CostEvent(BaseModel):
     duration_ms: Annotated[int, Field(ge=0, le=30 * 86_400_000)] | None = None
     budget_usd: Annotated[float, Field(gt=0, le=10 * MAX_COST_USD, allow_inf_nan=False)] | None = None
     outcome: Outcome | None = None
-    value_usd: Annotated[float, Field(ge=-10 * MAX_COST_USD, le=10 * MAX_COST_USD, allow_inf_nan=False)] | None = (
-        None
-    )
-    attributes: Annotated[dict[Annotated[str, StringConstraints(max_length=128)], AttrValue], Field(max_length=64)] | None = None
+    value_usd: (
+        Annotated[float, Field(ge=-10 * MAX_COST_USD, le=10 * MAX_COST_USD, allow_inf_nan=False)] | None
+    ) = None
+    attributes: (
+        Annotated[dict[Annotated[str, StringConstraints(max_length=128)], AttrValue], Field(max_length=64)]
+        | None
+    ) = None
 
     @field_validator("ts", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer, field_validator
@@ -25,8 +25,8 @@ __all__ = [
     "canonical_json",
 ]
 
-KILL_SCHEMA = "burnguard.kill/1"
-KILL_ACK_SCHEMA = "burnguard.kill_ack/1"
+KILL_SCHEMA: Final = "burnguard.kill/1"
+KILL_ACK_SCHEMA: Final = "burnguard.kill_ack/1"
 
 
 class KillScope(StrEnum):

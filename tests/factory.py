@@ -9,7 +9,9 @@ T0 = 1_793_606_400.0  # 2026-11-02T08:00:00Z
 _ids = itertools.count()
 
 
-def event(kind: str, task: str, ts: float, *, workflow: str = "wf", team: str = "team-a", **fields: Any) -> dict[str, Any]:
+def event(
+    kind: str, task: str, ts: float, *, workflow: str = "wf", team: str = "team-a", **fields: Any
+) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "event_id": f"e{next(_ids)}",
         "ts": ts,
@@ -40,10 +42,19 @@ def task_events(
     for i in range(steps):
         evs.append(
             event(
-                "step", task, start + (i + 1) * every_s, category="model", name="gpt-4o-mini",
-                input_tokens=1000, output_tokens=100, cost_usd=cost_per_step, **step_fields,
+                "step",
+                task,
+                start + (i + 1) * every_s,
+                category="model",
+                name="gpt-4o-mini",
+                input_tokens=1000,
+                output_tokens=100,
+                cost_usd=cost_per_step,
+                **step_fields,
             )
         )
     if finish:
-        evs.append(event("task_finished", task, start + (steps + 1) * every_s, outcome=outcome, **step_fields))
+        evs.append(
+            event("task_finished", task, start + (steps + 1) * every_s, outcome=outcome, **step_fields)
+        )
     return evs

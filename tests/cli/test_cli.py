@@ -25,11 +25,20 @@ def test_schema_export_validates_real_events_and_rejects_a_step_without_category
     with gzip.open(REAL_TRACE) as fh:
         for _ in range(300):
             validator.validate(orjson.loads(next(fh)))
-    bad = {"event_id": "e", "ts": "2026-11-02T10:00:00Z", "kind": "step", "team": "t", "workflow": "w", "task_id": "x"}
+    bad = {
+        "event_id": "e",
+        "ts": "2026-11-02T10:00:00Z",
+        "kind": "step",
+        "team": "t",
+        "workflow": "w",
+        "task_id": "x",
+    }
     assert not validator.is_valid(bad)
     assert {p.name for p in tmp_path.iterdir()} == {
-        "burnguard.cost_event.v1.schema.json", "burnguard.anomaly.v1.schema.json",
-        "burnguard.kill.v1.schema.json", "burnguard.kill_ack.v1.schema.json",
+        "burnguard.cost_event.v1.schema.json",
+        "burnguard.anomaly.v1.schema.json",
+        "burnguard.kill.v1.schema.json",
+        "burnguard.kill_ack.v1.schema.json",
     }
 
 
@@ -42,7 +51,12 @@ def test_config_validate_names_every_error_with_its_location(tmp_path: Path) -> 
     result = runner.invoke(app, ["config", "validate", str(cfg)])
     assert result.exit_code == 1
     out = " ".join(result.output.split())
-    for loc in ("defaults.autonomy", "defaults.detectors.runaway_task.warn_factor", "overrides.0.match", "overrides.0.detectors.nope"):
+    for loc in (
+        "defaults.autonomy",
+        "defaults.detectors.runaway_task.warn_factor",
+        "overrides.0.match",
+        "overrides.0.detectors.nope",
+    ):
         assert loc in out, out
 
 
@@ -60,12 +74,17 @@ def test_config_validate_accepts_a_good_file(tmp_path: Path) -> None:
 
 def test_replay_writes_every_anomaly_and_exits_zero_despite_bad_lines(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    lines = [orjson.dumps(e) for e in task_events("t1", 1_793_606_400.0, steps=12, cost_per_step=0.1, budget_usd=1.0)]
+    lines = [
+        orjson.dumps(e)
+        for e in task_events("t1", 1_793_606_400.0, steps=12, cost_per_step=0.1, budget_usd=1.0)
+    ]
     lines.insert(3, b'{"not": "an event"}')
     lines.insert(5, b"garbage")
     events.write_bytes(b"\n".join(lines) + b"\n")
     out, dlq = tmp_path / "anomalies.jsonl", tmp_path / "dlq.jsonl"
-    result = runner.invoke(app, ["replay", str(events), "--out", str(out), "--dlq", str(dlq), "--autonomy", "act"])
+    result = runner.invoke(
+        app, ["replay", str(events), "--out", str(out), "--dlq", str(dlq), "--autonomy", "act"]
+    )
     assert result.exit_code == 0, result.output
     anomalies = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     budget = [a for a in anomalies if a["detector"] == "task_budget"]

@@ -25,7 +25,7 @@ LEARNED = {"runaway_task", "cost_shift", "retry_rate", "burn_rate", "fan_out", "
 
 
 def _run(events: list[dict[str, Any]], engine: Engine | None = None) -> tuple[Engine, list[Anomaly]]:
-    engine = engine or Engine(clock=lambda: 0.0)
+    engine = engine or Engine(clock=lambda: 1.8e9)
     out: list[Anomaly] = []
     for ev in events:
         anomalies, reason = engine.process_obj(ev)
@@ -85,7 +85,9 @@ def test_deterministic(scenario: tuple[str, list[dict[str, Any]], list[dict[str,
     assert runs[0] == runs[1]
 
 
-def test_snapshot_restore_round_trip(scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+def test_snapshot_restore_round_trip(
+    scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
     _, warmup, spike = scenario
     events = warmup + spike
     whole_engine, whole = _run(events)
@@ -94,7 +96,7 @@ def test_snapshot_restore_round_trip(scenario: tuple[str, list[dict[str, Any]], 
     cut = len(warmup) - len(warmup) // 4
     first_engine, first = _run(events[:cut])
     state = orjson.loads(orjson.dumps(first_engine.snapshot()))  # through bytes, as a table would hold it
-    second_engine = Engine(clock=lambda: 0.0)
+    second_engine = Engine(clock=lambda: 1.8e9)
     second_engine.restore(state)
     _, second = _run(events[cut:], second_engine)
     second += _finish(second_engine, events)
@@ -110,7 +112,9 @@ def test_learned_detector_is_silent_during_warm_up(name: str) -> None:
     assert not [a for a in found if a.detector == name], f"{name} fired before its baseline had min_samples"
 
 
-def test_does_not_learn_from_its_own_anomalies(scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+def test_does_not_learn_from_its_own_anomalies(
+    scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
     name, warmup, spike = scenario
     engine, _ = _run(warmup)
     span = max(float(e["ts"]) for e in spike) - min(float(e["ts"]) for e in spike) + 3600

@@ -23,14 +23,17 @@ def _feed(engine: Engine, events: list[dict[str, Any]]) -> list[Anomaly]:
 
 def test_sub_agents_roll_up_to_the_root_budget_lines() -> None:
     engine = Engine()
-    _feed(engine, [
-        event("task_started", "root", T0),
-        event("step", "root", T0 + 1, category="model", cost_usd=0.5),
-        event("task_started", "child", T0 + 2, root_task_id="root", parent_task_id="root"),
-        event("step", "child", T0 + 3, root_task_id="root", category="tool", cost_usd=0.25),
-        event("step", "child", T0 + 4, root_task_id="root", category="model", cost_usd=0.1, attempt=2),
-        event("step", "root", T0 + 5, category="human_review", cost_usd=9.0),
-    ])
+    _feed(
+        engine,
+        [
+            event("task_started", "root", T0),
+            event("step", "root", T0 + 1, category="model", cost_usd=0.5),
+            event("task_started", "child", T0 + 2, root_task_id="root", parent_task_id="root"),
+            event("step", "child", T0 + 3, root_task_id="root", category="tool", cost_usd=0.25),
+            event("step", "child", T0 + 4, root_task_id="root", category="model", cost_usd=0.1, attempt=2),
+            event("step", "root", T0 + 5, category="human_review", cost_usd=9.0),
+        ],
+    )
     task = engine.task("root")
     assert task is not None
     assert task.cost_usd == pytest.approx(9.85)
@@ -69,11 +72,20 @@ def _over_budget() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("autonomy", "action", "proposed"),
-    [("observe", Action.NONE, False), ("advise", Action.ALERT, False), ("approve", Action.ALERT, True), ("act", Action.KILL, False)],
+    [
+        ("observe", Action.NONE, False),
+        ("advise", Action.ALERT, False),
+        ("approve", Action.ALERT, True),
+        ("act", Action.KILL, False),
+    ],
 )
 def test_autonomy_policy_decides_the_action(autonomy: str, action: Action, proposed: bool) -> None:
     found = _feed(Engine(autonomy=Autonomy(autonomy)), _over_budget())
-    critical = [a for a in found if a.detector == "task_budget" and a.severity == "critical" and a.status is AnomalyStatus.FIRING]
+    critical = [
+        a
+        for a in found
+        if a.detector == "task_budget" and a.severity == "critical" and a.status is AnomalyStatus.FIRING
+    ]
     assert len(critical) == 1
     assert critical[0].action is action
     assert bool(critical[0].evidence.get("kill_proposed")) is proposed
@@ -90,7 +102,9 @@ def test_episode_fires_escalates_and_resolves_under_one_id() -> None:
     found = _feed(Engine(), _over_budget())
     budget = [a for a in found if a.detector == "task_budget"]
     assert [(a.status.value, a.severity.value) for a in budget] == [
-        ("firing", "warning"), ("firing", "critical"), ("resolved", "critical")
+        ("firing", "warning"),
+        ("firing", "critical"),
+        ("resolved", "critical"),
     ]
     assert len({a.anomaly_id for a in budget}) == 1
     assert "task finished" in budget[-1].evidence["resolution"]
@@ -104,8 +118,19 @@ def test_same_events_give_the_same_anomaly_ids_in_another_engine() -> None:
 
 def test_unknown_model_is_announced_once_and_never_counted_as_zero() -> None:
     engine = Engine()
-    steps = [event("step", "u", T0 + i, category="model", name="mystery-model-9", provider="acme",
-                   input_tokens=1000, output_tokens=10) for i in range(5)]
+    steps = [
+        event(
+            "step",
+            "u",
+            T0 + i,
+            category="model",
+            name="mystery-model-9",
+            provider="acme",
+            input_tokens=1000,
+            output_tokens=10,
+        )
+        for i in range(5)
+    ]
     found = _feed(engine, steps)
     notices = [a for a in found if a.detector == "unpriced_model"]
     assert len(notices) == 1 and "mystery-model-9" in notices[0].summary
@@ -116,20 +141,39 @@ def test_unknown_model_is_announced_once_and_never_counted_as_zero() -> None:
 
 def test_model_step_without_cost_is_priced_from_tokens() -> None:
     engine = Engine()
-    _feed(engine, [event("step", "p", T0, category="model", name="gpt-4o-mini", provider="openai",
-                         input_tokens=100_000, output_tokens=10_000)])
+    _feed(
+        engine,
+        [
+            event(
+                "step",
+                "p",
+                T0,
+                category="model",
+                name="gpt-4o-mini",
+                provider="openai",
+                input_tokens=100_000,
+                output_tokens=10_000,
+            )
+        ],
+    )
     task = engine.task("p")
     assert task is not None and 0.005 < task.cost_usd < 0.1 and task.unpriced_steps == 0
 
 
 def test_workflow_override_beats_team_and_defaults() -> None:
-    cfg = BurnguardConfig.model_validate({
-        "defaults": {"autonomy": "observe"},
-        "overrides": [
-            {"match": {"workflow": "wf"}, "autonomy": "act"},
-            {"match": {"team": "team-a"}, "autonomy": "approve", "detectors": {"task_budget": {"ceiling_usd": 0.5}}},
-        ],
-    })
+    cfg = BurnguardConfig.model_validate(
+        {
+            "defaults": {"autonomy": "observe"},
+            "overrides": [
+                {"match": {"workflow": "wf"}, "autonomy": "act"},
+                {
+                    "match": {"team": "team-a"},
+                    "autonomy": "approve",
+                    "detectors": {"task_budget": {"ceiling_usd": 0.5}},
+                },
+            ],
+        }
+    )
     settings = cfg.resolve("acme", "team-a", "wf")
     assert settings.policy.autonomy is Autonomy.ACT
     assert settings.params["task_budget"].ceiling_usd == 0.5  # type: ignore[attr-defined]

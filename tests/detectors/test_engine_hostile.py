@@ -13,14 +13,30 @@ from detectors.engine import Engine
 from tests.factory import T0
 
 VALID: dict[str, Any] = {
-    "event_id": "e", "ts": T0, "kind": "step", "team": "t", "workflow": "w", "task_id": "task",
-    "category": "model", "name": "gpt-4o-mini", "input_tokens": 10, "output_tokens": 5,
+    "event_id": "e",
+    "ts": T0,
+    "kind": "step",
+    "team": "t",
+    "workflow": "w",
+    "task_id": "task",
+    "category": "model",
+    "name": "gpt-4o-mini",
+    "input_tokens": 10,
+    "output_tokens": 5,
 }
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63), st.floats(allow_nan=True),
-    st.text(max_size=50), st.text(min_size=3000, max_size=3001),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=True),
+    st.text(max_size=50),
+    st.text(min_size=3000, max_size=3001),
 )
-hostile_values = st.one_of(json_scalars, st.lists(json_scalars, max_size=3), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3))
+hostile_values = st.one_of(
+    json_scalars,
+    st.lists(json_scalars, max_size=3),
+    st.dictionaries(st.text(max_size=5), json_scalars, max_size=3),
+)
 ENGINE = Engine()
 
 
@@ -31,8 +47,13 @@ def _check(result: tuple[list[Any], str | None]) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(field=st.sampled_from([*VALID, "cost_usd", "attempt", "status", "budget_usd", "outcome", "attributes", "root_task_id"]),
-       value=hostile_values, n=st.integers(0, 10**9))
+@given(
+    field=st.sampled_from(
+        [*VALID, "cost_usd", "attempt", "status", "budget_usd", "outcome", "attributes", "root_task_id"]
+    ),
+    value=hostile_values,
+    n=st.integers(0, 10**9),
+)
 def test_one_hostile_field_never_raises(field: str, value: Any, n: int) -> None:
     ev = {**VALID, "event_id": f"h{n}", field: value}
     try:
@@ -49,7 +70,7 @@ def test_random_bytes_never_raise(raw: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(VALID) + ["kind", "outcome"]), hostile_values, max_size=12))
+@given(st.dictionaries(st.sampled_from([*sorted(VALID), "kind", "outcome"]), hostile_values, max_size=12))
 def test_random_objects_never_raise(obj: dict[str, Any]) -> None:
     _check(ENGINE.process_obj(obj))
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from schemas.anomaly import Anomaly, anomaly_id_for
-from schemas.killswitch import KillCommand, KillTarget
+from schemas.anomaly import Anomaly, AnomalyStatus, Severity, anomaly_id_for
+from schemas.killswitch import KillCommand, KillMode, KillScope, KillTarget
 from schemas.pricing import ModelPricer
 
 NOW = 1_793_613_600.0
@@ -18,8 +18,20 @@ def test_anomaly_id_is_deterministic_and_scope_order_free() -> None:
 
 
 def test_anomaly_wire_form_uses_rfc3339_and_schema_name() -> None:
-    a = Anomaly(anomaly_id="x", detector="d", status="firing", severity="warning", ts=NOW, detected_at=NOW,
-                scope={"workflow": "w"}, metric="m", unit="usd", observed=1.0, summary="s", config_version="v")
+    a = Anomaly(
+        anomaly_id="x",
+        detector="d",
+        status=AnomalyStatus.FIRING,
+        severity=Severity.WARNING,
+        ts=NOW,
+        detected_at=NOW,
+        scope={"workflow": "w"},
+        metric="m",
+        unit="usd",
+        observed=1.0,
+        summary="s",
+        config_version="v",
+    )
     wire = orjson.loads(a.to_json())
     assert wire["schema"] == "burnguard.anomaly/1"
     assert wire["ts"] == "2026-11-02T10:00:00.000Z"
@@ -27,8 +39,15 @@ def test_anomaly_wire_form_uses_rfc3339_and_schema_name() -> None:
 
 
 def _command(expires: float = NOW + 60) -> KillCommand:
-    return KillCommand(command_id="c1", anomaly_id="a1", target=KillTarget(scope="task", root_task_id="r1"),
-                       reason="runaway", issued_at=NOW, expires_at=expires, mode="autonomous")
+    return KillCommand(
+        command_id="c1",
+        anomaly_id="a1",
+        target=KillTarget(scope=KillScope.TASK, root_task_id="r1"),
+        reason="runaway",
+        issued_at=NOW,
+        expires_at=expires,
+        mode=KillMode.AUTONOMOUS,
+    )
 
 
 def test_kill_command_signature_verification() -> None:

@@ -12,8 +12,16 @@ from schemas.timefmt import format_ts, parse_ts
 from tests.paths import REAL_TRACE
 
 DATA = REAL_TRACE
-BASE = {"event_id": "e1", "ts": "2026-11-02T10:00:00.250Z", "kind": "step", "team": "t", "workflow": "w",
-        "task_id": "task-1", "category": "model", "cost_usd": 0.01}
+BASE = {
+    "event_id": "e1",
+    "ts": "2026-11-02T10:00:00.250Z",
+    "kind": "step",
+    "team": "t",
+    "workflow": "w",
+    "task_id": "task-1",
+    "category": "model",
+    "cost_usd": 0.01,
+}
 
 
 def _error_fields(data: dict[str, object]) -> set[str]:

@@ -11,7 +11,8 @@ the same measure over the workflow's completed tasks (:class:`~detectors.baselin
 Why human review is left out: a person's review is a deliberate, bounded purchase made once per
 task (one $9 review on a $0.40 task), not a loop burning money at machine speed, and halting the
 task would not get it back. A runaway is machine spend, so that is what is measured and learned;
-the review money is still shown in the evidence.
+the review money is still shown in the evidence. For the same reason a task with a human review
+is not judged on its duration: from then on it moves at a person's pace.
 
 A measure above ``warn_factor`` x its p99 raises a warning (the cost one only above
 ``min_warn_usd``). Only money justifies a kill: spend above ``critical_factor`` x p99 *and* above
@@ -50,14 +51,17 @@ class RunawayParams(DetectorParams):
     """Knobs of :class:`RunawayTaskDetector`; factors multiply the workflow's learned p99.
 
     - ``min_samples`` — completed tasks learned before anything is raised (warm-up);
-    - ``warn_factor`` — warning above this x p99 of any of the four measures;
+    - ``warn_factor`` — warning above this x p99 of any of the four measures ...
+    - ``max_margin`` — ... and above this x the largest normal task seen (a heavy tail's p99 from a
+      few dozen samples is biased low; the largest task the workflow completed normally is not);
     - ``critical_factor`` — critical and kill-eligible above this x p99 of machine spend ...
     - ``min_critical_usd`` — ... and above this spend in USD;
     - ``min_warn_usd`` — no cost warning below this spend in USD (cents are nobody's incident).
     """
 
     min_samples: int = Field(default=20, ge=1)
-    warn_factor: float = Field(default=2.5, gt=1.0)
+    warn_factor: float = Field(default=3.0, gt=1.0)
+    max_margin: float = Field(default=1.25, ge=1.0)
     critical_factor: float = Field(default=5.0, gt=1.0)
     min_critical_usd: float = Field(default=1.0, ge=0.0)
     min_warn_usd: float = Field(default=0.10, ge=0.0)
@@ -92,8 +96,11 @@ class RunawayTaskDetector(Detector):
             self._crit_usd = math.inf
             return
         p99 = [b.get(_Q) for b in self._base]
-        self._warn = [p.warn_factor * x if x > 0 else math.inf for x in p99]
-        self._warn[0] = max(p.warn_factor * p99[0], p.min_warn_usd) or math.inf
+        self._warn = [
+            max(p.warn_factor * x, p.max_margin * b.max_seen) if x > 0 else math.inf
+            for x, b in zip(p99, self._base, strict=True)
+        ]
+        self._warn[0] = max(self._warn[0] if p99[0] > 0 else 0.0, p.min_warn_usd) or math.inf
         self._crit_usd = max(p.critical_factor * p99[0], p.min_critical_usd) or math.inf
 
     def on_event(self, event: CostEvent, task: TaskState) -> Signal | None:
@@ -103,7 +110,7 @@ class RunawayTaskDetector(Detector):
             cost <= w[0]
             and task.steps <= w[1]
             and task.max_context_tokens - task.first_context_tokens <= w[2]
-            and task.duration_s <= w[3]
+            and (task.duration_s <= w[3] or task.lines[_REVIEW] > 0)  # a task waiting on a person
         ):
             return None
         return self._signal(event.ts, task)
@@ -124,7 +131,10 @@ class RunawayTaskDetector(Detector):
         if values[0] > self._crit_usd:
             i, threshold, severity = 0, self._crit_usd, Severity.CRITICAL
         else:
-            i = max(range(len(values)), key=lambda k: values[k] / self._warn[k])
+            ratios = [v / t for v, t in zip(values, self._warn, strict=True)]
+            if task.lines[_REVIEW] > 0:
+                ratios[3] = 0.0  # duration is a person's pace once a review is involved
+            i = max(range(len(values)), key=lambda k: ratios[k])
             threshold, severity = self._warn[i], Severity.WARNING
         p99 = self._base[i].get(_Q)
         metric, unit = _METRICS[i]

@@ -120,7 +120,7 @@ class WorkflowProfile:
     human_review_rate: float = 0.0  # share of root tasks sent to a person ($2-$12 each)
     subagent_share: float = 0.0  # share of root tasks that spawn 1-3 sub-agents
     subagent_model: str | None = None
-    budget_usd: float | None = None
+    budget_usd: float | None = None  # a ceiling set above normal tasks (human review included)
     value_usd: float | None = None  # business value of one successful outcome
     compute_name: str = "serverless-fn"
     compute_usd_per_hour: float = 0.02
@@ -148,7 +148,7 @@ CODE_FIX = WorkflowProfile(
     output_median=95, output_sigma=1.1,
     tools=(_tool("bash", 0.0, 0.002, 900, 380),), tool_share=0.95, cache_hit=0.9, think_ms=1_800,
     error_rate=0.03, success_rate=0.72, regression_model="claude-opus-4",
-    budget_usd=3.0, compute_name="sandbox-vm", compute_usd_per_hour=0.10, trigger="ci", prompt_version="v12",
+    budget_usd=12.0, compute_name="sandbox-vm", compute_usd_per_hour=0.10, trigger="ci", prompt_version="v12",
 )
 
 DEFAULT_WORKFLOWS: tuple[WorkflowProfile, ...] = (
@@ -169,7 +169,7 @@ DEFAULT_WORKFLOWS: tuple[WorkflowProfile, ...] = (
         tools=(_tool("order_api", 0.0, 0.005, 300, 450), _tool("payments_api", 0.0, 0.01, 700, 200)),
         tool_share=0.8, cache_hit=0.7, think_ms=400, error_rate=0.02, success_rate=0.85,
         regression_model="claude-opus-4", guardrail=True, human_review_rate=0.03,
-        budget_usd=1.0, value_usd=4.0, prompt_version="v8",
+        budget_usd=20.0, value_usd=4.0, prompt_version="v8",
     ),
     WorkflowProfile(
         name="lead-enrichment", tenant="acme-retail", team="growth", agent="enricher",
@@ -190,7 +190,7 @@ DEFAULT_WORKFLOWS: tuple[WorkflowProfile, ...] = (
         tools=(_tool("document_ocr", 0.0015, 0.01, 2_500, 1_200),
                _tool("sanctions_screening", 0.03, 0.005, 800, 300)),
         tool_share=0.6, cache_hit=0.6, think_ms=500, error_rate=0.02, success_rate=0.8,
-        regression_model="o3", guardrail=True, human_review_rate=0.05, budget_usd=2.0,
+        regression_model="o3", guardrail=True, human_review_rate=0.05, budget_usd=20.0,
         compute_name="k8s-pod", compute_usd_per_hour=0.05, prompt_version="v3",
     ),
     WorkflowProfile(
@@ -203,7 +203,7 @@ DEFAULT_WORKFLOWS: tuple[WorkflowProfile, ...] = (
         tool_share=0.8, cache_hit=0.8, think_ms=600, error_rate=0.015, success_rate=0.85,
         regression_model="claude-opus-4", retrieval=True, subagent_share=0.6,
         subagent_model="claude-3-5-haiku",
-        budget_usd=5.0, compute_name="k8s-pod", compute_usd_per_hour=0.05, prompt_version="v4",
+        budget_usd=10.0, compute_name="k8s-pod", compute_usd_per_hour=0.05, prompt_version="v4",
     ),
     WorkflowProfile(
         name="report-writer", tenant="northwind-bank", team="research", agent="report-writer",

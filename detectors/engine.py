@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,10 @@ class EngineStats:
 class _WorkflowScope:
     settings: ResolvedSettings
     detectors: list[Detector]
+    #: the detectors that look at every event (the rest only learn from finished tasks or ticks)
+    per_event: list[Detector] = field(default_factory=list)
+    #: the burn-rate detectors this workflow's spend feeds: its tenant's, its team's and its own
+    spend: list[tuple[Detector, ResolvedSettings]] = field(default_factory=list)
     tasks: dict[str, TaskState] = field(default_factory=dict)
 
 
@@ -155,18 +159,21 @@ class Engine:
         if task is None:
             if root in self._finished:
                 self.stats.late_after_finish += 1
-                self._feed_scope_detectors(event, None, out)
+                self._feed_spend(self._workflow(event.tenant, event.team, event.workflow), event, None, out)
                 return out + self._tick_if_due()
             task = self._tasks[root] = TaskState.open(event)
             self.stats.tasks_started += 1
-            self._workflow(task.tenant, task.team, task.workflow).tasks[root] = task
+            scope = self._workflow(task.tenant, task.team, task.workflow)
+            scope.tasks[root] = task
+        else:
+            scope = self._workflows[(task.tenant, task.team, task.workflow)]
         task.apply(event, event.cost_usd if event.kind is EventKind.STEP else 0.0)
-        scope = self._workflow(task.tenant, task.team, task.workflow)
-        for det in scope.detectors:
+        for det in scope.per_event:
             sig = det.on_event(event, task)
             if sig is not None:
                 self._signal(sig, scope.settings, task, out)
-        self._feed_scope_detectors(event, task, out)
+        if event.cost_usd:
+            self._feed_spend(scope, event, task, out)
         if task.finished:
             self._finish(task, scope, out)
         if ts - self.config.lateness_s >= self._next_tick:
@@ -203,14 +210,11 @@ class Engine:
             settings = self.config.resolve(event.tenant, event.team, event.workflow)
             self._signal(sig, settings, None, out)
 
-    def _feed_scope_detectors(self, event: CostEvent, task: TaskState | None, out: list[Anomaly]) -> None:
-        if not event.cost_usd:
-            return
-        for key in self._scope_keys(event.tenant, event.team, event.workflow):
-            det = self._scope_detectors.get(key) or self._scope_detector(key)
+    def _feed_spend(self, scope: _WorkflowScope, event: CostEvent, task: TaskState | None, out: list[Anomaly]) -> None:
+        for det, settings in scope.spend:
             sig = det.on_event(event, task)  # type: ignore[arg-type]
             if sig is not None:
-                self._signal(sig, self._settings_for_key(key), task, out)
+                self._signal(sig, settings, task, out)
 
     def _finish(self, task: TaskState, scope: _WorkflowScope, out: list[Anomaly]) -> None:
         for det in scope.detectors:
@@ -238,6 +242,10 @@ class Engine:
         anomaly = self.episodes.fire(sig, action, note)
         if anomaly is None:
             return
+        if task is not None and sig.scope.get("root_task_id") == task.root_task_id:
+            if task.alerted is None:
+                task.alerted = {}
+            task.alerted[sig.detector] = sig.severity.rank
         if action is Action.KILL and task is not None:
             task.killed = True
             self.stats.kills += 1
@@ -284,17 +292,22 @@ class Engine:
         scope = self._workflows.get(key)
         if scope is None:
             settings = self.config.resolve(tenant, team, workflow)
-            scope = self._workflows[key] = _WorkflowScope(settings, build_workflow_detectors(settings.params))
+            detectors = build_workflow_detectors(settings.params)
+            scope = self._workflows[key] = _WorkflowScope(
+                settings,
+                detectors,
+                per_event=[d for d in detectors if type(d).on_event is not Detector.on_event],
+                spend=[
+                    (self._scope_detectors.get(k) or self._scope_detector(k), self._settings_for_key(k))
+                    for k in ((tenant,), (tenant, team), key)
+                ],
+            )
             pending = self._pending_state.pop(_join(key), None)
             if pending:
                 for det in scope.detectors:
                     if det.name in pending:
                         det.restore(pending[det.name])
         return scope
-
-    @staticmethod
-    def _scope_keys(tenant: str, team: str, workflow: str) -> Iterable[ScopeKey]:
-        return ((tenant,), (tenant, team), (tenant, team, workflow))
 
     def _settings_for_key(self, key: ScopeKey) -> ResolvedSettings:
         return self.config.resolve(key[0], key[1] if len(key) > 1 else None, key[2] if len(key) > 2 else None)

@@ -70,6 +70,13 @@ class TaskState:
     outcome: str | None = None
     value_usd: float | None = None
     killed: bool = False
+    #: highest severity rank (0 info, 1 warning, 2 critical) each detector's episode on this task has
+    #: reached, kept by the engine so a detector can skip rebuilding a signal that changes nothing
+    alerted: dict[str, int] | None = None
+
+    def alerted_at_least(self, detector: str, rank: int) -> bool:
+        """True when ``detector`` already has an episode on this task at ``rank`` or above."""
+        return self.alerted is not None and self.alerted.get(detector, -1) >= rank
 
     @classmethod
     def open(cls, event: CostEvent) -> TaskState:

@@ -113,6 +113,8 @@ class RunawayTaskDetector(Detector):
             and (task.duration_s <= w[3] or task.lines[_REVIEW] > 0)  # a task waiting on a person
         ):
             return None
+        if task.alerted_at_least(self.name, 2 if cost > self._crit_usd else 1):
+            return None  # its episode is already open at this severity: nothing new to say
         return self._signal(event.ts, task)
 
     def on_task_finished(self, task: TaskState) -> Signal | None:

@@ -55,6 +55,9 @@ class BurnRateParams(DetectorParams):
     min_hour_samples: int = Field(default=6, ge=1)
     fading_factor: float = Field(default=0.1, gt=0.0, le=1.0)
     all_hours_window_s: float = Field(default=86400.0, gt=0.0)
+    #: history (seconds of buckets) the all-hours fallback needs before it judges an hour that has no
+    #: baseline of its own: on the first day, a morning after quiet nights is not a flood
+    fallback_after_s: float = Field(default=86400.0, ge=0.0)
     long_window_s: float = Field(default=3600.0, gt=0.0)
     long_factor: float = Field(default=2.0, ge=1.0)
     min_sigmas: float = Field(default=5.0, ge=0.0)
@@ -174,6 +177,7 @@ class BurnRateDetector(Detector):
         own = slot is not None and slot.n >= p.min_hour_samples
         base = slot if own and slot is not None else self._all
         expected, warn_at, rank = base.mean, 0.0, -1
+
         recent = self._recent
         recent.append([rate, expected])
         if len(recent) > max(1, round(p.long_window_s / p.bucket_s)):
@@ -188,8 +192,10 @@ class BurnRateDetector(Detector):
             warn_at = max(p.factor * expected, p.min_usd_per_hour)
             hot = trimmed > warn_at  # even without its most expensive step
             anomalous = hot and long_rate > long_at
-            if anomalous:  # against the all-hours fallback only a critical excursion is reported
+            if anomalous:  # against the all-hours fallback only a critical excursion is reported ...
                 rank = 2 if trimmed > p.critical_factor * expected else 1 if own else -1
+                if not own and self._all.n * p.bucket_s < p.fallback_after_s:
+                    rank = -1  # ... and only once that fallback has seen a whole day, not just quiet nights
         self._rank = rank if rank >= 0 or not anomalous else min(self._rank, 1)
         held = self._held
         if not anomalous:

@@ -37,7 +37,7 @@ class RetryRateParams(DetectorParams):
     window_s: float = Field(default=600.0, gt=0.0)
     min_volume: int = Field(default=50, ge=1)
     factor: float = Field(default=3.0, gt=1.0)
-    min_increase: float = Field(default=0.15, ge=0.0, le=1.0)
+    min_increase: float = Field(default=0.10, ge=0.0, le=1.0)
     critical_factor: float = Field(default=5.0, gt=1.0)
     critical_share: float = Field(default=0.5, ge=0.0, le=1.0)
     min_samples: int = Field(default=6, ge=1)

@@ -133,9 +133,16 @@ def test_does_not_learn_from_its_own_anomalies() -> None:
     for k in range(6):  # six quarter-hour spikes at 11x, each followed by 1.5 normal hours
         start = spike + k * 6300
         events += spend(start, start + 900, 132.0) + spend(start + 900, start + 6300, 12.0)
-    found = firing(run(events))
+    found = firing(run(events, detector(fallback_after_s=0)))  # judge unseen hours from the start
     assert len(found) == 6
     assert found[-1].expected == pytest.approx(found[0].expected, rel=0.01)
+
+
+def test_a_first_morning_after_quiet_nights_is_not_a_flood() -> None:
+    night, morning = T0 - 8 * HOUR, T0  # midnight to 08:00 quiet, then the working day starts
+    events = spend(night, morning, 1.0) + spend(morning, morning + 3 * HOUR, 20.0)
+    assert firing(run(events)) == []
+    assert firing(run(events, detector(fallback_after_s=0)))  # without the rule the morning would page
 
 
 def test_resolves_when_a_bucket_is_back_to_normal() -> None:
@@ -157,7 +164,7 @@ def test_a_sustained_new_level_is_learned_after_relearn_after_buckets() -> None:
 
 
 def test_on_event_only_adds_money_and_signals_come_from_ticks() -> None:
-    det = detector()
+    det = detector(fallback_after_s=0)
     for raw in spend(T0, T0 + 3 * HOUR, 12.0) + spend(T0 + 3 * HOUR, T0 + 3 * HOUR + 900, 132.0):
         assert det.on_event(CostEvent.model_validate(raw), fold([raw])) is None
     assert [s.severity for s in det.on_tick(T0 + 3 * HOUR + 960, [])] == [Severity.CRITICAL]

@@ -66,23 +66,25 @@ class Scorecard:
 
     def table(self) -> Table:
         table = Table(title="Scorecard", title_justify="left")
-        for col in ("incident", "detected by", "delay", "action", "spent", "without burnguard", "saved"):
-            table.add_column(
-                col, justify="right" if col in ("delay", "spent", "without burnguard", "saved") else "left"
-            )
+        table.add_column("incident", no_wrap=True)
+        table.add_column("detected by", no_wrap=True)
+        table.add_column("delay", justify="right", no_wrap=True)
+        table.add_column("action", no_wrap=True)
+        table.add_column("spent /\nunchecked", justify="right", no_wrap=True)
+        table.add_column("saved", justify="right", no_wrap=True)
         for s in self.incidents:
             inc = s.incident
-            detected = ", ".join(sorted(s.detectors)) if s.detected else "[bold red]MISSED"
+            detected = "\n".join(sorted(s.detectors)) if s.detected else "[bold red]MISSED"
             delay = _duration(s.delay_s) if s.delay_s is not None else "-"
             action = "killed" if s.kill else ("alerted" if s.detected else "-")
-            spent = without = saved = "-"
+            money = saved = "-"
             if inc.cost_without_kill_usd is not None and s.spent_usd is not None:
-                spent = f"${s.spent_usd:,.2f}"
-                without = f"${inc.cost_without_kill_usd:,.2f}"
+                money = f"${s.spent_usd:,.2f} / ${inc.cost_without_kill_usd:,.2f}"
                 pct = 100 * (1 - s.spent_usd / inc.cost_without_kill_usd) if inc.cost_without_kill_usd > 0 else 0
-                saved = f"${inc.cost_without_kill_usd - s.spent_usd:,.2f} ({pct:.0f}%)"
-            table.add_row(inc.kind, detected, delay, action, spent, without, saved)
+                saved = f"{pct:.0f}%"
+            table.add_row(inc.kind, detected, delay, action, money, saved)
         table.caption = (
+            "unchecked: what the incident's task would have spent with nobody to stop it\n"
             f"false alerts (warning+ not explained by an incident): {len(self.false_alerts)}   "
             f"false kills: {len(self.false_kills)}"
         )

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 
 from detectors.config import Autonomy, BurnguardConfig, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from burnguard.simulator import FleetSimulator
+    from streams.settings import StreamSettings
 
 app = typer.Typer(
     help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False
@@ -31,6 +38,10 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 
 console = Console(stderr=True)
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(help="Kafka bootstrap servers host:port[,...] (default: $BURNGUARD_KAFKA_BOOTSTRAP)."),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML config file (see README).", exists=True, dir_okay=False),
@@ -122,26 +133,122 @@ class _null:
 @app.command()
 def simulate(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="JSONL file to write the fleet's events to.", dir_okay=False)
-    ],
+        Path | None,
+        typer.Option("--out", "-o", help="JSONL file to write the fleet's events to.", dir_okay=False),
+    ] = None,
     hours: Annotated[float, typer.Option(help="Simulated hours.")] = 48.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet).")] = 7,
     scale: Annotated[float, typer.Option(help="Multiplies task arrival rates.")] = 1.0,
     incidents: Annotated[
         bool, typer.Option("--incidents/--no-incidents", help="Inject the demo's incidents.")
     ] = True,
+    to_kafka: Annotated[
+        bool, typer.Option("--to-kafka", help="Produce the events to the events topic instead of a file.")
+    ] = False,
+    rate: Annotated[
+        float, typer.Option(help="With --to-kafka: events per second (0: as fast as the broker takes them).", min=0)
+    ] = 1000.0,
+    bootstrap: BootstrapOption = None,
 ) -> None:
-    """Write the demo's simulated fleet (with its injected incidents) as JSONL cost events."""
+    """Write the demo's simulated fleet (with its injected incidents) as JSONL cost events, or
+    produce it to Kafka (``--to-kafka``, key = root task id) at ``--rate`` events per second."""
     from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator, write_jsonl
 
     sim = FleetSimulator(
         seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ()
     )
+    if to_kafka:
+        _simulate_to_kafka(sim, rate, bootstrap)
+        return
+    if out is None:
+        console.print("[red]error:[/] give --out FILE, or --to-kafka to produce to Kafka")
+        raise typer.Exit(2)
     with console.status(f"simulating {hours:g} h of fleet into {out}"):
         count = write_jsonl(sim.events(), out)
     console.print(f"wrote {count:,} events to [bold]{out}[/]; injected incidents:")
     for inc in sim.incidents:
         console.print(f"  - {inc.kind}: {inc.description}")
+
+
+def _stream_settings(**overrides: Any) -> StreamSettings:
+    from streams.settings import SettingsError, StreamSettings
+
+    try:
+        return StreamSettings.from_env(**overrides)
+    except SettingsError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _simulate_to_kafka(sim: FleetSimulator, rate: float, bootstrap: str | None) -> None:
+    import asyncio
+
+    from streams.feed import produce_events
+    from streams.topics import BrokerUnreachable
+
+    settings = _stream_settings(bootstrap=bootstrap)
+    progress = Progress(
+        TextColumn(f"producing to {settings.events_topic}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        bar = progress.add_task("produce", total=None, speed="")
+        started = time.monotonic()
+
+        def advance(n: int) -> None:
+            progress.advance(bar, n)
+            done = progress.tasks[0].completed
+            progress.update(bar, speed=f"{done / max(time.monotonic() - started, 1e-9):,.0f} events/s")
+
+        try:
+            count = asyncio.run(produce_events(settings, sim.events(), rate=rate, on_sent=advance))
+        except BrokerUnreachable as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    console.print(f"produced {count:,} events to [bold]{settings.events_topic}[/] at {settings.bootstrap}")
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    bootstrap: BootstrapOption = None,
+    web_host: Annotated[
+        str | None, typer.Option(help="Address the web server binds to (default 127.0.0.1).")
+    ] = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of the web server (default 6066).", min=1)] = None,
+    web: Annotated[bool | None, typer.Option("--web/--no-web", help="Run the web server (default: on).")] = None,
+    autonomy: Annotated[
+        Autonomy | None, typer.Option(help="Override every workflow's autonomy for this worker.")
+    ] = None,
+) -> None:
+    """Run the Kafka pipeline: read cost events, detect, publish anomalies and task summaries.
+
+    Settings come from BURNGUARD_* environment variables (see streams/settings.py: BURNGUARD_KAFKA_BOOTSTRAP,
+    BURNGUARD_CONFIG, BURNGUARD_APP_ID, BURNGUARD_DATA_DIR, BURNGUARD_PARTITIONS, topic names, and
+    BURNGUARD_KAFKA_SECURITY_PROTOCOL / _SASL_MECHANISM / _SASL_USERNAME / _SASL_PASSWORD[_FILE] / _SSL_CAFILE);
+    options override them.
+    """
+    from streams.topics import BrokerUnreachable
+    from streams.worker import run_worker
+
+    settings = _stream_settings(
+        bootstrap=bootstrap,
+        config_file=str(config) if config is not None else None,
+        web_host=web_host,
+        web_port=web_port,
+        web_enabled=web,
+        autonomy=autonomy.value if autonomy is not None else None,
+    )
+    cfg = _load(Path(settings.config_file) if settings.config_file else None)
+    try:
+        run_worker(settings, cfg)
+    except BrokerUnreachable as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -94,6 +95,9 @@ class Engine:
         self.pricer = ModelPricer()
         self.clock = clock
         self.dedup_capacity = dedup_capacity
+        #: called with a root task's final totals when it finishes (not when it expires), before the
+        #: engine forgets it: the Kafka worker publishes a task summary from it
+        self.on_task_finished: Callable[[TaskState], None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -224,6 +228,8 @@ class Engine:
         out.extend(self.episodes.resolve_root(task.root_task_id, task.last_ts, f"task finished ({task.outcome})"))
         self._drop(task, scope)
         self.stats.tasks_finished += 1
+        if self.on_task_finished is not None:
+            self.on_task_finished(task)
 
     def _drop(self, task: TaskState, scope: _WorkflowScope) -> None:
         del self._tasks[task.root_task_id]
@@ -375,6 +381,74 @@ class Engine:
 
     def snapshot_bytes(self) -> bytes:
         return orjson.dumps(self.snapshot())
+
+    # -- state hand-over in parts (the Kafka worker checkpoints only what a batch touched) ----------
+    @property
+    def next_tick(self) -> float:
+        """Event time (epoch s) of the next periodic tick; it moves when a tick has run."""
+        return self._next_tick
+
+    def snapshot_workflow(self, key: ScopeKey) -> dict[str, Any]:
+        """The part of :meth:`snapshot` about one ``(tenant, team, workflow)``: its detectors, its
+        burn-rate scope, its live tasks and the open episodes whose scope names that workflow."""
+        name = _join(key)
+        detectors: dict[str, Any] = {}
+        scope = self._workflows.get(key)
+        if scope is not None:
+            detectors[name] = {det.name: det.snapshot() for det in scope.detectors}
+        elif name in self._pending_state:
+            detectors[name] = self._pending_state[name]
+        spend = self._scope_detectors.get(key)
+        if spend is not None:
+            detectors["scope:" + name] = {"burn_rate": spend.snapshot()}
+        elif "scope:" + name in self._pending_state:
+            detectors["scope:" + name] = self._pending_state["scope:" + name]
+        return {
+            "detectors": detectors,
+            "tasks": [t.to_dict() for t in scope.tasks.values()] if scope is not None else [],
+            "episodes": [
+                a.model_dump(mode="json", by_alias=True) for a in self.episodes.open.values() if _scope_key(a) == key
+            ],
+        }
+
+    def snapshot_shared(self, keep_ids: int | None = None) -> dict[str, Any]:
+        """:meth:`snapshot` without any workflow's part (see :meth:`snapshot_workflow`): event time,
+        the tenant and team burn-rate scopes, their episodes, and the most recent ``keep_ids`` seen
+        event ids and finished root ids (all of them when ``None``)."""
+        detectors = {
+            "scope:" + _join(k): {"burn_rate": d.snapshot()} for k, d in self._scope_detectors.items() if len(k) < 3
+        }
+        detectors.update(
+            {k: v for k, v in self._pending_state.items() if k.startswith("scope:") and len(_split(k[6:])) < 3}
+        )
+        if keep_ids is None:
+            seen, finished = self._seen.snapshot(), self._finished.snapshot()
+        else:  # the newest ids, without copying a dedup memory of 200 000 ids on every checkpoint
+            seen = list(islice(reversed(self._seen._ids), keep_ids))[::-1]
+            finished = list(islice(reversed(self._finished._ids), keep_ids))[::-1]
+        return {
+            "v": 1,
+            "config_version": self.config.version,
+            "max_ts": self.max_ts,
+            "next_tick": self._next_tick,
+            "tasks": [],
+            "detectors": detectors,
+            "episodes": [
+                a.model_dump(mode="json", by_alias=True) for a in self.episodes.open.values() if _scope_key(a) is None
+            ],
+            "seen": seen,
+            "finished": finished,
+            "unpriced": sorted(self._unpriced_models),
+        }
+
+
+def _scope_key(anomaly: Anomaly) -> ScopeKey | None:
+    """The ``(tenant, team, workflow)`` an episode's scope lies in, ``None`` above workflow level."""
+    scope = anomaly.scope
+    workflow = scope.get("workflow")
+    if workflow is None:
+        return None
+    return (scope.get("tenant", "default"), scope.get("team", ""), workflow)
 
 
 def _join(key: ScopeKey) -> str:

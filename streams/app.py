@@ -112,7 +112,10 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
         STATE_TABLE,
         default=None,
         partitions=settings.partitions,
-        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+        # bytes -> the "raw" codec, in the changelog and in its recovery (a table's serializers come
+        # from key_type/value_type, not from a schema: without them Faust writes and reads JSON)
+        key_type=bytes,
+        value_type=bytes,
         use_partitioner=True,  # written once per batch, outside a single event: key = message key
         help="burnguard engine checkpoints, per workflow and per partition (streams.state)",
     )
@@ -176,8 +179,7 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         pipeline.drop(tp.partition for tp in revoked if tp.topic == settings.internal_topic)
 
-    @app.timer(30.0)
-    async def report() -> None:
+    def report() -> None:
         s = pipeline.stats
         log.info(
             "routed %d, events %d, redelivered %d skipped, dead letters %d, errors %d, anomalies %d, "
@@ -193,6 +195,14 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
             s.checkpoint_bytes / 1e6,
             sorted(pipeline.states),
         )
+
+    @app.timer(30.0)
+    async def report_every_30s() -> None:
+        report()
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
+    async def report_at_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        report()
 
     app.burnguard_pipeline = pipeline  # type: ignore[attr-defined]  # for the stats page and tests
     return app

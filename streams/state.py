@@ -95,7 +95,14 @@ def decode_entries(entries: Mapping[bytes, bytes]) -> dict[bytes, dict[str, Any]
     for key, value in entries.items():
         if key.startswith(_CHUNK_PREFIX) or not value:
             continue
-        obj = orjson.loads(value)
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            log.error("checkpoint %r is not JSON, entry ignored: %r", key, value[:100])
+            continue
+        if not isinstance(obj, dict):
+            log.error("checkpoint %r is not a JSON object, entry ignored: %r", key, value[:100])
+            continue
         if "chunks" in obj:
             # a chunk key is anchored (``#n`` suffix): find each chunk by its prefix
             prefix = [_CHUNK_PREFIX + key + b":" + str(i).encode() + b"#" for i in range(obj["chunks"])]

@@ -15,6 +15,14 @@ A batch's table writes and output records are handed to the producer before its 
 acknowledged, and Faust flushes the producer before it commits offsets, so a committed offset
 never runs ahead of the state: after a crash, records are redelivered, never lost, and the
 state's source offsets make the redelivered ones no-ops.
+
+Delivery of outputs is at least once. A batch whose outputs were sent but whose checkpoint did not
+reach the broker before a crash is processed again from the older state, and its anomalies, task
+summaries and dead letters are sent again: identical records, with the same deterministic
+``anomaly_id`` (an anomaly's ``anomaly_id`` + ``status`` + ``severity``, a summary's
+``root_task_id``, a dead letter's ``topic``/``partition``/``offset`` identify them). Consumers
+deduplicate on those keys; the alerting pipeline's PagerDuty ``dedup_key`` and the kill command key
+derive from the ``anomaly_id``, so a re-emission pages no one twice.
 """
 
 from __future__ import annotations

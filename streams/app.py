@@ -93,6 +93,7 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger_ms=settings.linger_ms,
         web_enabled=settings.web_enabled,
         web_bind=settings.web_host,
         web_host=settings.web_host,

@@ -98,6 +98,8 @@ class StreamSettings:
     batch_within_s: float = 0.25
     #: how often the consumer commits offsets (seconds); state is checkpointed once per batch
     commit_interval_s: float = 2.0
+    #: how long the producer waits to fill a batch (milliseconds): fewer, larger requests
+    linger_ms: int = 5
     #: a worker silent this long leaves the consumer group and its partitions move (seconds)
     session_timeout_s: float = 30.0
     #: newest event ids (and finished task ids) per partition kept in the checkpoint for dedup
@@ -152,6 +154,7 @@ class StreamSettings:
             "batch_max": _int(env, "BATCH_MAX", d.batch_max, minimum=1),
             "batch_within_s": _float(env, "BATCH_WITHIN_S", d.batch_within_s),
             "commit_interval_s": _float(env, "COMMIT_INTERVAL_S", d.commit_interval_s),
+            "linger_ms": _int(env, "LINGER_MS", d.linger_ms),
             "session_timeout_s": _float(env, "SESSION_TIMEOUT_S", d.session_timeout_s),
             "dedup_keep": _int(env, "DEDUP_KEEP", d.dedup_keep),
             "max_value_bytes": _int(env, "MAX_VALUE_BYTES", d.max_value_bytes, minimum=1024),

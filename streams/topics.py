@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -93,9 +94,7 @@ async def ensure_topics(settings: StreamSettings, timeout_s: float = 20.0) -> di
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     raise RuntimeError(f"creating topic {name} failed: error {code} {rest}")
             log.info("created topics %s", ", ".join(s.name for s in missing))
-        counts: dict[str, int] = {}
-        for described in await admin.describe_topics([s.name for s in specs]):
-            counts[described["topic"]] = len(described.get("partitions") or [])
+        counts = await _partition_counts(admin, [s.name for s in specs], timeout_s)
         internal = counts.get(settings.internal_topic)
         if internal is not None and internal != settings.partitions:
             raise RuntimeError(
@@ -106,3 +105,20 @@ async def ensure_topics(settings: StreamSettings, timeout_s: float = 20.0) -> di
         return counts
     finally:
         await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float) -> dict[str, int]:
+    """Partition count of each topic once every partition has a leader: a topic created a moment
+    ago may still be described with no partitions at all."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts: dict[str, int] = {}
+        ready = True
+        for described in await admin.describe_topics(topics):
+            partitions = described.get("partitions") or []
+            counts[described["topic"]] = len(partitions)
+            ready = ready and described.get("error_code") == 0 and bool(partitions)
+            ready = ready and all(p.get("leader", -1) >= 0 for p in partitions)
+        if ready or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.2)

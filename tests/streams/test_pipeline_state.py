@@ -162,3 +162,22 @@ def test_settings_from_the_environment_keep_secrets_out_of_repr(tmp_path: Any) -
         StreamSettings.from_env({"BURNGUARD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
     with pytest.raises(SettingsError, match="BURNGUARD_PARTITIONS"):
         StreamSettings.from_env({"BURNGUARD_PARTITIONS": "zero"})
+
+
+def test_an_exception_in_the_engine_is_a_dead_letter_not_a_dead_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipe = DetectionPipeline(CONFIG, partitions=1, clock=lambda: T0)
+    state = pipe.load(0, {})
+
+    def explode(event: Any) -> list[Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(state.engine, "process", explode)
+    good = [Record(b"k", orjson.dumps(ev), 0, i, ("events", 1, 100 + i)) for i, ev in enumerate(task_events("t", T0))]
+    result = pipe.process(good[:2])
+    assert [orjson.loads(v)["reason"] for _, v in result.dead_letters] == [
+        "internal error while processing: RuntimeError: boom"
+    ] * 2
+    assert [orjson.loads(v)["offset"] for _, v in result.dead_letters] == [100, 101]
+    monkeypatch.undo()
+    pipe.process(good[2:])  # the pipeline goes on with the next records
+    assert pipe.stats.errors == 2 and pipe.stats.events == len(good) - 2

@@ -9,15 +9,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from detectors.base import Detector, Signal
 from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
 from detectors.episodes import EpisodeBook, decide_action
+from detectors.handover import EngineHandover, ScopeKey, _join
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
 from schemas.anomaly import Action, Anomaly, Severity
@@ -28,7 +27,6 @@ __all__ = ["Engine", "EngineStats", "describe_validation_error"]
 
 log = logging.getLogger("burnguard.engine")
 _PRICED_CATEGORIES = (Category.MODEL, Category.EMBEDDING)
-ScopeKey = tuple[str, ...]
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -73,7 +71,7 @@ class _WorkflowScope:
     tasks: dict[str, TaskState] = field(default_factory=dict)
 
 
-class Engine:
+class Engine(EngineHandover):
     """Turns a stream of :class:`CostEvent` into :class:`Anomaly` s, in event time.
 
     ``autonomy`` overrides every workflow's autonomy level (``burnguard replay --autonomy``).
@@ -338,122 +336,3 @@ class Engine:
 
     def open_anomalies(self) -> list[Anomaly]:
         return list(self.episodes.open.values())
-
-    # -- state hand-over -------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
-        """Everything needed to continue on another process, as plain JSON-able data."""
-        detectors = {
-            _join(key): {det.name: det.snapshot() for det in scope.detectors} for key, scope in self._workflows.items()
-        }
-        detectors.update({"scope:" + _join(k): {"burn_rate": d.snapshot()} for k, d in self._scope_detectors.items()})
-        return {
-            "v": 1,
-            "config_version": self.config.version,
-            "max_ts": self.max_ts,
-            "next_tick": self._next_tick,
-            "tasks": [t.to_dict() for t in self._tasks.values()],
-            "detectors": {**self._pending_state, **detectors},
-            "episodes": self.episodes.snapshot(),
-            "seen": self._seen.snapshot(),
-            "finished": self._finished.snapshot(),
-            "unpriced": sorted(self._unpriced_models),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        if state.get("v") != 1:
-            raise ValueError(f"engine snapshot version {state.get('v')!r} is not 1")
-        self._reset()
-        self._pending_state = dict(state["detectors"])
-        self.max_ts = state["max_ts"]
-        self._next_tick = state["next_tick"]
-        for data in state["tasks"]:
-            task = TaskState.from_dict(data)
-            self._tasks[task.root_task_id] = task
-            self._workflow(task.tenant, task.team, task.workflow).tasks[task.root_task_id] = task
-        for key in [k for k in self._pending_state if not k.startswith("scope:")]:
-            self._workflow(*_split(key))
-        for key in [k for k in self._pending_state if k.startswith("scope:")]:
-            self._scope_detector(_split(key[len("scope:") :]))
-        self.episodes.restore(state["episodes"])
-        self._seen.restore(state["seen"])
-        self._finished.restore(state["finished"])
-        self._unpriced_models = set(state["unpriced"])
-
-    def snapshot_bytes(self) -> bytes:
-        return orjson.dumps(self.snapshot())
-
-    # -- state hand-over in parts (the Kafka worker checkpoints only what a batch touched) ----------
-    @property
-    def next_tick(self) -> float:
-        """Event time (epoch s) of the next periodic tick; it moves when a tick has run."""
-        return self._next_tick
-
-    def snapshot_workflow(self, key: ScopeKey) -> dict[str, Any]:
-        """The part of :meth:`snapshot` about one ``(tenant, team, workflow)``: its detectors, its
-        burn-rate scope, its live tasks and the open episodes whose scope names that workflow."""
-        name = _join(key)
-        detectors: dict[str, Any] = {}
-        scope = self._workflows.get(key)
-        if scope is not None:
-            detectors[name] = {det.name: det.snapshot() for det in scope.detectors}
-        elif name in self._pending_state:
-            detectors[name] = self._pending_state[name]
-        spend = self._scope_detectors.get(key)
-        if spend is not None:
-            detectors["scope:" + name] = {"burn_rate": spend.snapshot()}
-        elif "scope:" + name in self._pending_state:
-            detectors["scope:" + name] = self._pending_state["scope:" + name]
-        return {
-            "detectors": detectors,
-            "tasks": [t.to_dict() for t in scope.tasks.values()] if scope is not None else [],
-            "episodes": [
-                a.model_dump(mode="json", by_alias=True) for a in self.episodes.open.values() if _scope_key(a) == key
-            ],
-        }
-
-    def snapshot_shared(self, keep_ids: int | None = None) -> dict[str, Any]:
-        """:meth:`snapshot` without any workflow's part (see :meth:`snapshot_workflow`): event time,
-        the tenant and team burn-rate scopes, their episodes, and the most recent ``keep_ids`` seen
-        event ids and finished root ids (all of them when ``None``)."""
-        detectors = {
-            "scope:" + _join(k): {"burn_rate": d.snapshot()} for k, d in self._scope_detectors.items() if len(k) < 3
-        }
-        detectors.update(
-            {k: v for k, v in self._pending_state.items() if k.startswith("scope:") and len(_split(k[6:])) < 3}
-        )
-        if keep_ids is None:
-            seen, finished = self._seen.snapshot(), self._finished.snapshot()
-        else:  # the newest ids, without copying a dedup memory of 200 000 ids on every checkpoint
-            seen = list(islice(reversed(self._seen._ids), keep_ids))[::-1]
-            finished = list(islice(reversed(self._finished._ids), keep_ids))[::-1]
-        return {
-            "v": 1,
-            "config_version": self.config.version,
-            "max_ts": self.max_ts,
-            "next_tick": self._next_tick,
-            "tasks": [],
-            "detectors": detectors,
-            "episodes": [
-                a.model_dump(mode="json", by_alias=True) for a in self.episodes.open.values() if _scope_key(a) is None
-            ],
-            "seen": seen,
-            "finished": finished,
-            "unpriced": sorted(self._unpriced_models),
-        }
-
-
-def _scope_key(anomaly: Anomaly) -> ScopeKey | None:
-    """The ``(tenant, team, workflow)`` an episode's scope lies in, ``None`` above workflow level."""
-    scope = anomaly.scope
-    workflow = scope.get("workflow")
-    if workflow is None:
-        return None
-    return (scope.get("tenant", "default"), scope.get("team", ""), workflow)
-
-
-def _join(key: ScopeKey) -> str:
-    return "\x1f".join(key)
-
-
-def _split(key: str) -> tuple[str, ...]:
-    return tuple(key.split("\x1f"))

@@ -1,0 +1,25 @@
+"""On-call alerting: anomalies routed, grouped, deduplicated, silenced and inhibited, then delivered.
+
+Transport-free core (no Kafka, no faust): :class:`AlertPipeline` turns anomalies into
+:class:`Notification` objects at the right time; the dispatcher delivers them through the channel
+notifiers with the one retry stage.
+"""
+
+from alerting.config import AlertingConfig, load_alerting_config
+from alerting.matchers import Matchers, labels_of
+from alerting.notifier import DeliveryError, Notification, Notifier
+from alerting.pipeline import AlertPipeline
+from alerting.silences import Silence, SilenceStore
+
+__all__ = [
+    "AlertPipeline",
+    "AlertingConfig",
+    "DeliveryError",
+    "Matchers",
+    "Notification",
+    "Notifier",
+    "Silence",
+    "SilenceStore",
+    "labels_of",
+    "load_alerting_config",
+]

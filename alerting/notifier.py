@@ -1,0 +1,81 @@
+"""What the pipeline hands to channels: a :class:`Notification`, and the :class:`Notifier` protocol.
+
+One notification is one message about one group of anomalies for one receiver. Its ``dedup_key``
+names the group's episode (first firing to last resolve): PagerDuty's incident key and the Slack
+thread, the same across restarts. ``notification_id`` is ``dedup_key#sequence`` — the key an outbox
+or the alerts dead-letter topic can use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from alerting.config import ReceiverConfig
+from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
+
+__all__ = ["DeliveryError", "Notification", "Notifier"]
+
+Reason = Literal["new", "escalated", "resolved", "repeat"]
+
+
+class Notification(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    notification_id: str
+    receiver: str
+    route_id: str
+    group_key: str
+    group_labels: dict[str, str]
+    dedup_key: str
+    sequence: int
+    reason: Reason
+    firing: tuple[Anomaly, ...]
+    resolved: tuple[Anomaly, ...]
+    created_at: float
+
+    @property
+    def status(self) -> AnomalyStatus:
+        """``firing`` while any anomaly of the group fires; ``resolved`` once all have resolved."""
+        return AnomalyStatus.FIRING if self.firing else AnomalyStatus.RESOLVED
+
+    @property
+    def lead(self) -> Anomaly:
+        """The anomaly a person reads first: the most severe firing one (a kill first), else the last resolved."""
+        if self.firing:
+            return max(self.firing, key=lambda a: (a.severity.rank, a.action is Action.KILL, a.score or 0.0, -a.ts))
+        return self.resolved[-1]
+
+    @property
+    def severity(self) -> Severity:
+        return max((a.severity for a in self.firing or self.resolved), key=lambda s: s.rank)
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver. ``status``/``headers`` come from the HTTP answer when there was
+    one; the message is safe to log (no secrets, no response bodies); ``__cause__`` is the
+    library's exception, which :func:`alerting.retry.is_retryable` inspects."""
+
+    def __init__(self, message: str, *, status: int | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """One channel (Slack, PagerDuty, the console). Registered in an explicit list, never discovered."""
+
+    channel: str
+
+    def handles(self, receiver: ReceiverConfig) -> bool:
+        """Whether this receiver has a target on this channel."""
+        ...
+
+    async def send(self, notification: Notification, receiver: ReceiverConfig) -> None:
+        """Deliver once (no retry: the retry stage owns that); raise :class:`DeliveryError`."""
+        ...
+
+    async def aclose(self) -> None: ...

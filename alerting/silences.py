@@ -1,0 +1,98 @@
+"""Silences: time-limited mutes matched like routes, persisted to a JSON file.
+
+``burnguard silence add|list|expire`` edits the file; a running pipeline calls
+:meth:`SilenceStore.refresh` (cheap: it rereads only when the file changed). A silence mutes the
+firing anomalies it matches between ``starts_at`` and ``ends_at``; they are still grouped, so when
+the silence ends before they resolve, the next group tick notifies them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from alerting.matchers import Matchers
+
+__all__ = ["Silence", "SilenceStore"]
+
+
+class Silence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    silence_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    matchers: Matchers
+    starts_at: float = Field(description="epoch seconds")
+    ends_at: float = Field(description="epoch seconds")
+    created_by: str = ""
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _sane(self) -> Silence:
+        if self.matchers.empty:
+            raise ValueError("a silence needs at least one matcher (it would mute everything)")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("a silence must end after it starts")
+        return self
+
+    def active(self, now: float) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
+class SilenceStore:
+    """The silences, in memory and (when ``path`` is given) in a JSON file written atomically."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.silences: dict[str, Silence] = {}
+        self._mtime: float | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reread the file if it changed since the last read."""
+        if self.path is None or not self.path.exists():
+            return
+        mtime = self.path.stat().st_mtime
+        if mtime == self._mtime:
+            return
+        raw = json.loads(self.path.read_text(encoding="utf-8") or "[]")
+        self.silences = {s.silence_id: s for s in (Silence.model_validate(item) for item in raw)}
+        self._mtime = mtime
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.write_text(
+            json.dumps([s.model_dump(mode="json") for s in self.silences.values()], indent=2), encoding="utf-8"
+        )
+        os.replace(tmp, self.path)
+        self._mtime = self.path.stat().st_mtime
+
+    def add(self, silence: Silence) -> Silence:
+        self.refresh()
+        self.silences[silence.silence_id] = silence
+        self._save()
+        return silence
+
+    def expire(self, silence_id: str, now: float) -> Silence:
+        """End a silence now (kept in the file, inactive). ``KeyError`` for an unknown id."""
+        self.refresh()
+        current = self.silences[silence_id]
+        ended = current.model_copy(update={"ends_at": min(current.ends_at, max(now, current.starts_at + 1e-3))})
+        self.silences[silence_id] = ended
+        self._save()
+        return ended
+
+    def list(self, now: float, *, include_expired: bool = False) -> list[Silence]:
+        self.refresh()
+        found = [s for s in self.silences.values() if include_expired or now < s.ends_at]
+        return sorted(found, key=lambda s: (s.starts_at, s.silence_id))
+
+    def silencing(self, labels: dict[str, str], now: float) -> Silence | None:
+        """The first active silence that matches these labels, if any."""
+        return next((s for s in self.silences.values() if s.active(now) and s.matchers.matches(labels)), None)

@@ -1,0 +1,80 @@
+"""Words every channel shares: values with units, the action taken, the scope, the title.
+
+>>> format_value(12.5, "USD"), format_value(3.2, "USD/h"), format_value(0.42, "fraction"), format_value(95, "seconds")
+('$12.50', '$3.20/h', '42%', '1m 35s')
+"""
+
+from __future__ import annotations
+
+from alerting.notifier import Notification
+from schemas.anomaly import SCOPE_KEYS, Action, Anomaly, AnomalyStatus
+
+__all__ = ["action_line", "approve_command", "format_value", "link_lines", "scope_line", "title", "top_lines"]
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "USD":
+        return f"${value:,.2f}"
+    if unit == "USD/h":
+        return f"${value:,.2f}/h"
+    if unit == "fraction":
+        return f"{value:.0%}"
+    if unit == "x":
+        return f"{value:.1f}x"
+    if unit == "seconds":
+        minutes, seconds = divmod(round(value), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+    return f"{value:,.4g} {unit}"
+
+
+def approve_command(anomaly: Anomaly) -> str:
+    return f"burnguard kill approve {anomaly.anomaly_id}"
+
+
+def action_line(anomaly: Anomaly) -> str:
+    """What burnguard did: alerted, proposed a kill (with the exact approve command), or killed."""
+    if anomaly.action is Action.KILL:
+        return f"killed: the {anomaly.evidence.get('kill_scope', 'task')} was halted by burnguard"
+    if anomaly.evidence.get("kill_proposed"):
+        return f"kill proposed — approve with: {approve_command(anomaly)}"
+    if anomaly.action is Action.ALERT:
+        return "alerted (no automatic action)"
+    return "recorded (observe only)"
+
+
+def scope_line(anomaly: Anomaly) -> str:
+    return " · ".join(f"{k}={anomaly.scope[k]}" for k in SCOPE_KEYS if k in anomaly.scope)
+
+
+def top_lines(anomaly: Anomaly, n: int = 5) -> list[tuple[str, float]]:
+    """The budget lines that drove it (``evidence.top_lines``), costliest first, in USD."""
+    lines = anomaly.evidence.get("top_lines") or {}
+    if not isinstance(lines, dict):
+        return []
+    pairs = [(str(k), float(v)) for k, v in lines.items() if isinstance(v, int | float)]
+    return sorted(pairs, key=lambda kv: -kv[1])[:n]
+
+
+def title(notification: Notification) -> str:
+    lead = notification.lead
+    where = notification.group_labels.get("workflow") or lead.scope.get("workflow", "")
+    resolved = notification.status is AnomalyStatus.RESOLVED
+    state = "RESOLVED" if resolved else notification.severity.value.upper()
+    count = len(notification.firing) if notification.firing else len(notification.resolved)
+    more = f" ({count} anomalies)" if count > 1 else ""
+    return f"[{state}] {lead.detector} · {where}{more}"
+
+
+def link_lines(anomaly: Anomaly, templates: dict[str, str]) -> list[tuple[str, str]]:
+    """``(name, url)`` from the config's link templates; a template with an unknown field is skipped."""
+    fields = {**anomaly.scope, "anomaly_id": anomaly.anomaly_id, "detector": anomaly.detector}
+    out = []
+    for name, template in templates.items():
+        try:
+            out.append((name, template.format(**fields)))
+        except (KeyError, IndexError, ValueError):
+            continue
+    return out

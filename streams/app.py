@@ -4,9 +4,12 @@ Topology (``P`` = ``settings.partitions``)::
 
     agent-cost-events (key root_task_id, P)
         └─ ingest ── route by (tenant, team, workflow) ─▶ burnguard.events-by-workflow (P)
+                 │     + after each batch, and every ``watermark_interval_s``, a watermark to each
+                 │       of the P partitions: how far in event time each source partition has got
                  └─ unroutable ─▶ burnguard.dlq
     burnguard.events-by-workflow
-        └─ detect: one Engine per partition, batches of ``batch_max`` records
+        └─ detect: one Engine per partition, batches of ``batch_max`` records, folded in event-time
+           order across source partitions (streams.ordering)
              ├─▶ burnguard.anomalies (key anomaly_id)      ├─▶ burnguard.dlq (rejected by the engine)
              ├─▶ burnguard.task-summaries (key root task)  └─▶ table engine-state (changelog, compacted)
 
@@ -14,7 +17,11 @@ Every value is raw bytes (``raw`` serializers): JSON produced and parsed by burn
 A batch's table writes and output records are handed to the producer before its records are
 acknowledged, and Faust flushes the producer before it commits offsets, so a committed offset
 never runs ahead of the state: after a crash, records are redelivered, never lost, and the
-state's source offsets make the redelivered ones no-ops.
+state's source offsets make the redelivered ones no-ops. A record waiting for its turn in
+event-time order is not acknowledged until it is folded (nor is anything after it in its
+partition: Faust's commit can skip a lone unacknowledged offset, faust-streaming#606), so it
+too is redelivered after a crash; the worker therefore does not wait for such records when its
+partitions are revoked (``stream_wait_empty`` off: detect is idempotent).
 
 Delivery of outputs is at least once. A batch whose outputs were sent but whose checkpoint did not
 reach the broker before a crash is processed again from the older state, and its anomalies, task
@@ -28,6 +35,8 @@ derive from the ``anomaly_id``, so a re-emission pages no one twice.
 from __future__ import annotations
 
 import logging
+import math
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -36,7 +45,17 @@ from faust.types import TP
 
 from detectors.config import BurnguardConfig, load_config
 from streams.dlq import dead_letter
-from streams.pipeline import SOURCE_HEADER, DetectionPipeline, Record, parse_source, route, source_header
+from streams.ordering import WATERMARK_HEADER, parse_watermark, watermark_header
+from streams.pipeline import (
+    SOURCE_HEADER,
+    TS_HEADER,
+    DetectionPipeline,
+    Record,
+    Watermark,
+    parse_source,
+    route_with_time,
+    source_header,
+)
 from streams.settings import StreamSettings
 
 __all__ = ["STATE_TABLE", "create_app", "faust_credentials"]
@@ -70,10 +89,20 @@ def _header(headers: Any, name: str) -> bytes | None:
     return None
 
 
-def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) -> faust.App:
-    """The burnguard Faust app for ``settings``; ``config`` defaults to ``settings.config_file``.
+def _float(raw: bytes | None) -> float | None:
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
 
-    Thin on purpose: detection is :class:`~detectors.engine.Engine`'s, batching and state are
+
+def create_app(
+    settings: StreamSettings, config: BurnguardConfig | None = None, *, source_partitions: int | None = None
+) -> faust.App:
+    """The burnguard Faust app for ``settings``; ``config`` defaults to ``settings.config_file``;
+    ``source_partitions`` is the events topic's partition count (default ``settings.partitions``).
+
+    Thin on purpose: detection is :class:`~detectors.engine.Engine`'s, batching, order and state are
     :class:`~streams.pipeline.DetectionPipeline`'s; this function only moves records.
     """
     config = config if config is not None else load_config(settings.config_file)
@@ -92,6 +121,7 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
+        stream_wait_empty=not settings.order_events,  # see the module docstring
         producer_acks=-1,
         producer_linger_ms=settings.linger_ms,
         web_enabled=settings.web_enabled,
@@ -128,23 +158,44 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
         use_partitioner=True,  # written once per batch, outside a single event: key = message key
         help="burnguard engine checkpoints, per workflow and per partition (streams.state)",
     )
+    n_sources = source_partitions or settings.partitions
+    sources = [f"{settings.events_topic}:{i}" for i in range(n_sources)] if settings.order_events else None
     pipeline = DetectionPipeline(
         config,
         partitions=settings.partitions,
         autonomy=settings.autonomy,
         dedup_keep=settings.dedup_keep,
         max_value_bytes=settings.max_value_bytes,
+        sources=sources,
+        max_held=settings.max_held,
     )
+    # what the ingest has read of each source partition: the highest event time and the last offset
+    frontier: dict[int, float] = {}
+    read_to: dict[int, int] = {}
+    at_end: set[int] = set()  # unread partitions found at their end by the last idle check
+
+    async def send_watermarks(marks: Mapping[str, tuple[float | None, bool]]) -> None:
+        # after the records they vouch for, from the same producer: a partition receives them in order
+        header = {WATERMARK_HEADER: watermark_header(marks)}
+        for p in range(settings.partitions):
+            await by_workflow.send(key=None, value=b"", headers=header, partition=p)
 
     @app.agent(events, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
         async for batch in cast(faust.Stream, stream).take_events(settings.batch_max, within=settings.batch_within_s):
+            read: set[int] = set()
             for event in batch:
                 msg = event.message
-                key, reason = route(msg.value)
+                read.add(msg.partition)
+                read_to[msg.partition] = msg.offset
+                key, reason, ts = route_with_time(msg.value)
                 if key is not None:
-                    header = source_header(msg.topic, msg.partition, msg.offset)
-                    await by_workflow.send(key=key, value=msg.value, headers={SOURCE_HEADER: header})
+                    headers = {SOURCE_HEADER: source_header(msg.topic, msg.partition, msg.offset)}
+                    if ts is not None:
+                        headers[TS_HEADER] = repr(ts).encode()
+                        if ts > frontier.get(msg.partition, -math.inf):
+                            frontier[msg.partition] = ts
+                    await by_workflow.send(key=key, value=msg.value, headers=headers)
                     pipeline.stats.routed += 1
                     continue
                 reason = reason or "unroutable"
@@ -152,20 +203,68 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
                 pipeline.stats.dead_letters += 1
                 record = dead_letter(msg.value, reason, msg.topic, msg.partition, msg.offset, "ingest", key=msg.key)
                 await dlq.send(key=msg.key, value=record)
+            if sources is not None and read:
+                name = settings.events_topic
+                await send_watermarks({f"{name}:{p}": (frontier.get(p), False) for p in sorted(read)})
+
+    async def idle_check() -> None:
+        """Watermarks for every source partition this worker reads, each marked idle when read to
+        its end: an idle source holds no partition back (and one that is never written to would
+        otherwise hold every partition back forever)."""
+        consumer = app.consumer
+        tps = sorted(tp for tp in consumer.assignment() if tp.topic == settings.events_topic)
+        if not tps:
+            return
+        ends = await consumer.highwaters(*tps)
+        marks: dict[str, tuple[float | None, bool]] = {}
+        for tp in tps:
+            end, last = ends.get(tp), read_to.get(tp.partition)
+            if last is not None:
+                idle = end is not None and last + 1 >= end
+            else:
+                # nothing read from it here yet: fetched to its end at two checks in a row (a record
+                # fetched but still queued for the ingest would have been read in between)
+                position = await consumer.position(tp)
+                now_at_end = end is not None and position is not None and position >= end
+                idle = now_at_end and tp.partition in at_end
+                if now_at_end:
+                    at_end.add(tp.partition)
+                else:
+                    at_end.discard(tp.partition)
+            marks[f"{tp.topic}:{tp.partition}"] = (frontier.get(tp.partition), idle)
+        await send_watermarks(marks)
+
+    if sources is not None:
+
+        @app.timer(settings.watermark_interval_s)
+        async def watermarks_every_interval() -> None:
+            try:
+                await idle_check()
+            except Exception as exc:  # a rebalance or a broker hiccup: the next interval tries again
+                log.info("idle check skipped: %s: %s", type(exc).__name__, exc)
+
+    # events of the internal topic waiting to be acknowledged, per partition, in offset order
+    held: defaultdict[int, deque[faust.EventT]] = defaultdict(deque)
 
     @app.agent(by_workflow, name="detect")
     async def detect(stream: faust.StreamT) -> None:
-        async for batch in cast(faust.Stream, stream).take_events(settings.batch_max, within=settings.batch_within_s):
+        s = cast(faust.Stream, stream)
+        async for batch in s.take_events(settings.batch_max, within=settings.batch_within_s):
             assigned = app.consumer.assignment()
-            records: list[Record] = []
+            items: list[Record | Watermark] = []
             for event in batch:
                 msg = event.message
                 if msg.tp not in assigned:
                     continue  # revoked while buffered: its new owner processes it from the state
+                mark = _header(msg.headers, WATERMARK_HEADER)
+                if mark is not None:
+                    items.append(Watermark(msg.partition, msg.offset, parse_watermark(mark)))
+                    continue
                 header = _header(msg.headers, SOURCE_HEADER)
                 source = parse_source(header) if header else (msg.topic, msg.partition, msg.offset)
-                records.append(Record(msg.key, msg.value, msg.partition, msg.offset, source))
-            for partition in sorted({r.partition for r in records} - pipeline.states.keys()):
+                ts = _float(_header(msg.headers, TS_HEADER))
+                items.append(Record(msg.key, msg.value, msg.partition, msg.offset, source, ts))
+            for partition in sorted({i.partition for i in items} - pipeline.states.keys()):
                 state = pipeline.load(partition, dict(table.items()))
                 log.info(
                     "partition %d: engine restored (%d live tasks, %d workflows)",
@@ -173,7 +272,7 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
                     state.engine.live_tasks,
                     len(state.src),
                 )
-            result = pipeline.process(records)
+            result = pipeline.process(items)
             for key, value in result.state.items():
                 table[key] = value
             for key, value in result.anomalies:
@@ -182,17 +281,35 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
                 await summaries.send(key=key, value=value)
             for dl_key, value in result.dead_letters:
                 await dlq.send(key=dl_key, value=value)
+            # an event is acknowledged once it and everything before it in its partition is folded:
+            # take_events acknowledges the batch, so a waiting event keeps one more reference
+            assigned = app.consumer.assignment()
+            for event in batch:
+                msg = event.message
+                done = result.done.get(msg.partition)
+                if done is not None and msg.offset > done and msg.tp in assigned:
+                    msg.incref()
+                    held[msg.partition].append(event)
+            for partition, done in result.done.items():
+                waiting = held.get(partition)
+                while waiting and waiting[0].message.offset <= done:
+                    await s.ack(waiting.popleft())
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a union of callables mypy cannot match
     async def forget_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
-        pipeline.drop(tp.partition for tp in revoked if tp.topic == settings.internal_topic)
+        partitions = [tp.partition for tp in revoked if tp.topic == settings.internal_topic]
+        pipeline.drop(partitions)
+        for p in partitions:
+            held.pop(p, None)  # never acknowledged: redelivered to the partition's next owner
+        at_end.difference_update(tp.partition for tp in revoked if tp.topic == settings.events_topic)
 
     def report() -> None:
         s = pipeline.stats
         log.info(
             "routed %d, events %d, redelivered %d skipped, dead letters %d, errors %d, anomalies %d, "
-            "task summaries %d, %d batches, %.1f MB checkpointed, partitions held %s",
+            "task summaries %d, %d batches, %.1f MB checkpointed, %d records waiting for their turn "
+            "(%d released out of event-time order), partitions held %s",
             s.routed,
             s.events,
             s.redelivered,
@@ -202,6 +319,8 @@ def create_app(settings: StreamSettings, config: BurnguardConfig | None = None) 
             s.summaries,
             s.batches,
             s.checkpoint_bytes / 1e6,
+            s.held,
+            s.out_of_order,
             sorted(pipeline.states),
         )
 

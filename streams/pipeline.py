@@ -1,16 +1,21 @@
 """What the two agents do with a batch of records, without Faust: routing (ingest) and detection.
 
 ``ingest`` reads ``agent-cost-events`` (keyed by root task) and forwards each record, unchanged, to
-the internal topic keyed by its workflow (:func:`route`), with its source coordinates in a header;
-a record it cannot route goes to the dead-letter topic. ``detect`` reads the internal topic and runs
-one :class:`~detectors.engine.Engine` per partition (:class:`DetectionPipeline`), so every event of
-a workflow reaches the engine that holds that workflow's baselines. Validation is the engine's:
-a record it rejects goes to the dead-letter topic with the engine's reason.
+the internal topic keyed by its workflow (:func:`route`), with its source coordinates and its
+event time in headers, then sends every internal partition a watermark: how far in event time each
+source partition it reads has got, and whether it is read to its end. A record it cannot route goes
+to the dead-letter topic. ``detect`` reads the internal topic and runs one
+:class:`~detectors.engine.Engine` per partition (:class:`DetectionPipeline`), so every event of a
+workflow reaches the engine that holds that workflow's baselines; the records of the different
+source partitions reach it in event-time order (:class:`~streams.ordering.EventTimeMerge`), and its
+event time advances only as far as every source has got, as in ``burnguard replay``. Validation
+is the engine's: a record it rejects goes to the dead-letter topic with the engine's reason.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,25 +28,30 @@ from detectors.config import Autonomy, BurnguardConfig
 from detectors.engine import Engine, describe_validation_error
 from detectors.ledger import BUDGET_LINES, TaskState
 from schemas.events import CostEvent
-from schemas.timefmt import format_ts
+from schemas.timefmt import format_ts, parse_ts
 from streams.dlq import DeadLetterLog, dead_letter
+from streams.ordering import EventTimeMerge
 from streams.state import PartitionState, workflow_key
 
 __all__ = [
     "SOURCE_HEADER",
     "TASK_SUMMARY_SCHEMA",
+    "TS_HEADER",
     "BatchResult",
     "DetectionPipeline",
     "PipelineStats",
     "Record",
+    "Watermark",
     "parse_source",
     "route",
+    "route_with_time",
     "source_header",
     "task_summary",
 ]
 
 log = logging.getLogger("burnguard.streams")
 SOURCE_HEADER = "burnguard-source"
+TS_HEADER = "burnguard-ts"
 TASK_SUMMARY_SCHEMA = "burnguard.task_summary/1"
 
 
@@ -72,6 +82,17 @@ def route(value: bytes | None) -> tuple[bytes | None, str | None]:
     >>> route(b"not json")[1]
     'event: Invalid JSON: expected ident at line 1 column 2'
     """
+    key, reason, _ = route_with_time(value)
+    return key, reason
+
+
+def route_with_time(value: bytes | None) -> tuple[bytes | None, str | None, float | None]:
+    """:func:`route` plus the record's event time in epoch seconds (``None`` when its ``ts`` is not
+    a valid time: the engine rejects it downstream).
+
+    >>> route_with_time(b'{"team": "t", "workflow": "w", "ts": "2026-11-02T10:00:00.250Z"}')
+    (b'["default","t","w"]', None, 1793613600.25)
+    """
     if value is not None:
         try:
             obj = orjson.loads(value)
@@ -81,14 +102,18 @@ def route(value: bytes | None) -> tuple[bytes | None, str | None]:
             tenant, team, workflow = obj.get("tenant", "default"), obj.get("team"), obj.get("workflow")
             names = (tenant, team, workflow)
             if all(isinstance(v, str) and v for v in names):
-                return workflow_key(*(str(v) for v in names)), None
+                try:
+                    ts: float | None = parse_ts(obj.get("ts"))
+                except ValueError:
+                    ts = None
+                return workflow_key(*(str(v) for v in names)), None, ts
     if value is None:
-        return None, "event: empty record (no value)"
+        return None, "event: empty record (no value)", None
     try:
         CostEvent.model_validate_json(value)
     except ValidationError as exc:
-        return None, describe_validation_error(exc)
-    return None, "event: tenant, team and workflow must be non-empty strings"
+        return None, describe_validation_error(exc), None
+    return None, "event: tenant, team and workflow must be non-empty strings", None
 
 
 def task_summary(task: TaskState) -> dict[str, Any]:
@@ -126,16 +151,29 @@ class Record:
     partition: int
     offset: int
     source: tuple[str, int, int]
+    #: event time (epoch s) read by the ingest; ``None``: the record is processed as it arrives
+    ts: float | None = None
+
+
+@dataclass(slots=True)
+class Watermark:
+    """A watermark record of the internal topic (see :func:`watermark_header`)."""
+
+    partition: int
+    offset: int
+    sources: dict[str, tuple[float | None, bool]]
 
 
 @dataclass(slots=True)
 class BatchResult:
-    """What a batch produced: records to send (key, value) and table writes."""
+    """What a batch produced: records to send (key, value), table writes, and per partition the
+    highest internal offset up to which every record is done with (the rest wait in event-time order)."""
 
     anomalies: list[tuple[bytes, bytes]] = field(default_factory=list)
     summaries: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     state: dict[bytes, bytes] = field(default_factory=dict)
+    done: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -152,11 +190,22 @@ class PipelineStats:
     batches: int = 0
     checkpoint_bytes: int = 0
     restored_partitions: int = 0
+    watermarks: int = 0
+    #: records waiting for the other sources to reach their event time (now)
+    held: int = 0
+    #: records released before their turn because a partition held ``max_held`` records
+    out_of_order: int = 0
 
 
 class DetectionPipeline:
     """The detect agent's work: one Engine per partition of the internal topic, restored from and
-    checkpointed to table entries (see :mod:`streams.state`)."""
+    checkpointed to table entries (see :mod:`streams.state`).
+
+    With ``sources`` (every ``"topic:partition"`` of the events topic), records that carry their
+    event time are folded in event-time order across sources and each engine's event time follows
+    the sources' watermarks (:class:`~streams.ordering.EventTimeMerge`, at most ``max_held``
+    records waiting per partition); without, records are folded as they arrive.
+    """
 
     def __init__(
         self,
@@ -167,6 +216,8 @@ class DetectionPipeline:
         dedup_keep: int = 2_000,
         max_value_bytes: int = 512 * 1024,
         clock: Callable[[], float] = time.time,
+        sources: Sequence[str] | None = None,
+        max_held: int = 50_000,
     ) -> None:
         self.config = config
         self.partitions = partitions
@@ -174,8 +225,13 @@ class DetectionPipeline:
         self.dedup_keep = dedup_keep
         self.max_value_bytes = max_value_bytes
         self.clock = clock
+        self.sources = list(sources) if sources is not None else None
+        self.max_held = max_held
         self.stats = PipelineStats()
         self.states: dict[int, PartitionState] = {}
+        self.merges: dict[int, EventTimeMerge[Record]] = {}
+        self._arrived: dict[int, dict[str, int]] = {}  # per partition: source -> highest source offset received
+        self._last: dict[int, int] = {}  # per partition: highest internal offset received
         self._summaries: list[tuple[bytes, bytes]] = []
         self.note_dead = DeadLetterLog()
 
@@ -190,38 +246,122 @@ class DetectionPipeline:
     # -- partitions ------------------------------------------------------------------------------
     def load(self, partition: int, entries: Mapping[bytes, bytes]) -> PartitionState:
         """(Re)build a partition's engine from the table's entries (all partitions' may be given)."""
+        self._forget(partition)
         state = PartitionState.restore(partition, self.partitions, entries, self._engine)
         self.states[partition] = state
         self.stats.restored_partitions += 1
         return state
 
     def drop(self, partitions: Iterable[int]) -> None:
-        """Forget partitions this worker no longer owns (their state lives on in the table)."""
+        """Forget partitions this worker no longer owns (their state lives on in the table, and the
+        records still waiting here are redelivered to their next owner: they were not acknowledged)."""
         for p in partitions:
             self.states.pop(p, None)
+            self._forget(p)
+
+    def _forget(self, partition: int) -> None:
+        merge = self.merges.pop(partition, None)
+        if merge is not None:
+            self.stats.held -= merge.held
+        self._arrived.pop(partition, None)
+        self._last.pop(partition, None)
 
     # -- the batch -------------------------------------------------------------------------------
-    def process(self, records: Sequence[Record]) -> BatchResult:
-        """Fold a batch into the partitions' engines (each must be loaded) and checkpoint them."""
+    def process(self, items: Sequence[Record | Watermark]) -> BatchResult:
+        """Fold a batch into the partitions' engines (each must be loaded) and checkpoint them.
+
+        Records are folded in event-time order when the pipeline has ``sources`` and the record
+        its event time; ``result.done`` then says, per partition, up to which internal offset every
+        record has been folded (the caller acknowledges those, and only those).
+        """
         result = BatchResult()
         touched: set[int] = set()
-        for rec in records:
-            state = self.states[rec.partition]
-            touched.add(rec.partition)
-            try:
-                self._one(state, rec, result)
-            except Exception as exc:  # never die of one record: it goes to the dead-letter topic
-                self.stats.errors += 1
-                topic, part, offset = rec.source
-                log.exception("error on the record at %s/%d@%d", topic, part, offset)
-                self._dead(rec, f"internal error while processing: {type(exc).__name__}: {exc}", result)
+        seen: set[int] = set()
+        for item in items:
+            p = item.partition
+            seen.add(p)
+            if item.offset > self._last.get(p, -1):
+                self._last[p] = item.offset
+            if isinstance(item, Watermark):
+                self.stats.watermarks += 1
+                if self.sources is not None:
+                    for name, (ts, idle) in item.sources.items():
+                        self._merge(p).watermark(name, ts, idle)
+                continue
+            if self.sources is None or item.ts is None:
+                self._fold(self.states[p], item, result)
+                touched.add(p)
+                continue
+            name = f"{item.source[0]}:{item.source[1]}"
+            arrived = self._arrived.setdefault(p, {})
+            if item.source[2] <= arrived.get(name, -1):
+                self.stats.redelivered += 1  # sent twice by the ingest (it restarted): already here
+                continue
+            arrived[name] = item.source[2]
+            self._merge(p).add(name, item.ts, item)
+            self.stats.held += 1
+        for p in sorted(seen & self.merges.keys()):
+            merge = self.merges[p]
+            state = self.states[p]
+            forced = merge.forced
+            released = merge.release()
+            self.stats.held -= len(released)
+            for rec in released:
+                self._fold(state, rec, result)
+            touched.update({p} if released else ())
+            if merge.forced > forced:
+                self.stats.out_of_order += merge.forced - forced
+                log.warning(
+                    "partition %d: %d records released out of event-time order (%d held: a source is far behind)",
+                    p,
+                    merge.forced - forced,
+                    merge.max_held,
+                )
+            reached = merge.reached()
+            if math.isfinite(reached) and reached > state.engine.max_ts:
+                self._emit(self._advance(state.engine, reached), result)
+            pending = [rec.offset for rec in merge.pending()]
+            result.done[p] = min(pending) - 1 if pending else self._last[p]
+        for p in sorted(seen - self.merges.keys()):
+            result.done[p] = self._last[p]
         result.summaries, self._summaries = self._summaries, []
         self.stats.summaries += len(result.summaries)
+        touched.update(p for p in seen if self.states[p].ticked)
         for p in sorted(touched):
             result.state.update(self.states[p].checkpoint(self.dedup_keep, self.max_value_bytes))
         self.stats.checkpoint_bytes += sum(len(v) for v in result.state.values())
         self.stats.batches += 1
         return result
+
+    def _merge(self, partition: int) -> EventTimeMerge[Record]:
+        merge = self.merges.get(partition)
+        if merge is None:
+            merge = self.merges[partition] = EventTimeMerge(self.sources or (), self.max_held)
+        return merge
+
+    def _advance(self, engine: Engine, now: float) -> list[Any]:
+        """Let the engine's event time pass to ``now``. A fresh engine's ticks are first put on whole
+        multiples of its tick interval, so every partition (and a replay of a file that starts on a
+        whole minute) ticks at the same event times."""
+        out = []
+        if engine.next_tick == 0.0:
+            lateness, tick = engine.config.lateness_s, engine.tick_s
+            out += engine.advance_to(math.floor((now - lateness) / tick) * tick + lateness)
+        return out + engine.advance_to(now)
+
+    def _emit(self, anomalies: Iterable[Any], result: BatchResult) -> None:
+        for anomaly in anomalies:
+            result.anomalies.append((anomaly.anomaly_id.encode(), anomaly.to_json()))
+            self.stats.anomalies += 1
+
+    def _fold(self, state: PartitionState, rec: Record, result: BatchResult) -> None:
+        try:
+            self._one(state, rec, result)
+        except Exception as exc:  # never die of one record: it goes to the dead-letter topic
+            self.stats.errors += 1
+            topic, part, offset = rec.source
+            log.exception("error on the record at %s/%d@%d", topic, part, offset)
+            self._dead(rec, f"internal error while processing: {type(exc).__name__}: {exc}", result)
 
     def _one(self, state: PartitionState, rec: Record, result: BatchResult) -> None:
         if rec.value is None:
@@ -238,6 +378,10 @@ class DetectionPipeline:
         if state.seen_offset(key, source, rec.source[2]):
             self.stats.redelivered += 1
             return
+        if self.sources is not None and event.ts > state.engine.max_ts:
+            # ticks due by this event's time run before it: a tick then sees the workflow's events
+            # earlier than its watermark, whichever partition's event passed the watermark first
+            self._emit(self._advance(state.engine, event.ts), result)
         anomalies, reason = state.engine.process_safely(event)
         state.folded(key, source, rec.source[2])
         if reason is not None:
@@ -245,9 +389,7 @@ class DetectionPipeline:
             self._dead(rec, reason, result)
             return
         self.stats.events += 1
-        for anomaly in anomalies:
-            result.anomalies.append((anomaly.anomaly_id.encode(), anomaly.to_json()))
-        self.stats.anomalies += len(anomalies)
+        self._emit(anomalies, result)
 
     def _dead(self, rec: Record, reason: str, result: BatchResult) -> None:
         topic, partition, offset = rec.source

@@ -102,6 +102,12 @@ class StreamSettings:
     linger_ms: int = 5
     #: a worker silent this long leaves the consumer group and its partitions move (seconds)
     session_timeout_s: float = 30.0
+    #: fold each workflow's events in event-time order across source partitions (streams.ordering)
+    order_events: bool = True
+    #: how often the ingest tells every partition how far its sources have got (seconds)
+    watermark_interval_s: float = 1.0
+    #: records a partition holds back at most while waiting for a source that is behind
+    max_held: int = 50_000
     #: newest event ids (and finished task ids) per partition kept in the checkpoint for dedup
     dedup_keep: int = 2_000
     #: a state value larger than this is split into chunks (Kafka's default limit is 1 MB)
@@ -156,6 +162,9 @@ class StreamSettings:
             "commit_interval_s": _float(env, "COMMIT_INTERVAL_S", d.commit_interval_s),
             "linger_ms": _int(env, "LINGER_MS", d.linger_ms),
             "session_timeout_s": _float(env, "SESSION_TIMEOUT_S", d.session_timeout_s),
+            "order_events": _bool(env, "ORDER_EVENTS", d.order_events),
+            "watermark_interval_s": _float(env, "WATERMARK_INTERVAL_S", d.watermark_interval_s),
+            "max_held": _int(env, "MAX_HELD", d.max_held, minimum=1),
             "dedup_keep": _int(env, "DEDUP_KEEP", d.dedup_keep),
             "max_value_bytes": _int(env, "MAX_VALUE_BYTES", d.max_value_bytes, minimum=1024),
             "store": _str(env, "STORE", d.store),

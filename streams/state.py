@@ -167,6 +167,11 @@ class PartitionState:
             done[source] = offset
         self.dirty.add(key)
 
+    @property
+    def ticked(self) -> bool:
+        """True when an event-time tick ran since the last checkpoint (it may have changed any workflow)."""
+        return self.engine.next_tick != self._tick_at_checkpoint
+
     # -- checkpoint ----------------------------------------------------------------------------
     def checkpoint(self, dedup_keep: int, limit: int) -> dict[bytes, bytes]:
         """The table writes that bring the partition's entries up to date; clears ``dirty``."""

@@ -27,11 +27,11 @@ def run_worker(settings: StreamSettings, config: BurnguardConfig | None = None) 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(ensure_topics(settings))
+        counts = loop.run_until_complete(ensure_topics(settings))
     except BaseException:
         loop.close()
         raise
-    app = create_app(settings, config)
+    app = create_app(settings, config, source_partitions=counts.get(settings.events_topic))
     worker = faust.Worker(
         app,
         loop=loop,

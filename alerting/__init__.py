@@ -6,6 +6,7 @@ notifiers with the one retry stage.
 """
 
 from alerting.config import AlertingConfig, load_alerting_config
+from alerting.console import ConsoleReceiver, render_notification
 from alerting.dispatch import DeliveryReport, Dispatcher
 from alerting.matchers import Matchers, labels_of
 from alerting.notifier import DeliveryError, Notification, Notifier
@@ -18,6 +19,7 @@ from alerting.slack import SlackNotifier
 __all__ = [
     "AlertPipeline",
     "AlertingConfig",
+    "ConsoleReceiver",
     "DeliveryError",
     "DeliveryOutcome",
     "DeliveryReport",
@@ -33,4 +35,5 @@ __all__ = [
     "is_retryable",
     "labels_of",
     "load_alerting_config",
+    "render_notification",
 ]

@@ -15,9 +15,9 @@ __all__ = ["action_line", "approve_command", "format_value", "link_lines", "scop
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    if unit == "USD":
-        return f"${value:,.2f}"
-    if unit == "USD/h":
+    if unit.upper() == "USD":
+        return f"${value:,.2f}" if abs(value) >= 0.1 else f"${value:,.4f}"
+    if unit.upper() == "USD/H":
         return f"${value:,.2f}/h"
     if unit == "fraction":
         return f"{value:.0%}"

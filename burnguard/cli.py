@@ -27,12 +27,8 @@ if TYPE_CHECKING:
     from burnguard.simulator import FleetSimulator
     from streams.settings import StreamSettings
 
-app = typer.Typer(
-    help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False
-)
-schema_app = typer.Typer(
-    help="JSON Schema of the wire contract, for agents in other languages.", no_args_is_help=True
-)
+app = typer.Typer(help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False)
+schema_app = typer.Typer(help="JSON Schema of the wire contract, for agents in other languages.", no_args_is_help=True)
 config_app = typer.Typer(help="Detector configuration files.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
@@ -60,16 +56,12 @@ def _load(config: Path | None) -> BurnguardConfig:
 
 @app.command()
 def replay(
-    events: Annotated[
-        Path, typer.Argument(help="JSONL cost events (gzip allowed), or - for stdin.", allow_dash=True)
-    ],
+    events: Annotated[Path, typer.Argument(help="JSONL cost events (gzip allowed), or - for stdin.", allow_dash=True)],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Where to write anomalies, one JSON per line.", dir_okay=False)
     ],
     config: ConfigOption = None,
-    autonomy: Annotated[
-        Autonomy | None, typer.Option(help="Override every workflow's autonomy for this run.")
-    ] = None,
+    autonomy: Annotated[Autonomy | None, typer.Option(help="Override every workflow's autonomy for this run.")] = None,
     dlq: Annotated[
         Path | None, typer.Option(help="Write rejected lines here with their reason.", dir_okay=False)
     ] = None,
@@ -108,9 +100,7 @@ def replay(
     if not quiet:
         out_console = Console()
         out_console.print(
-            stats_table(
-                result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected)
-            )
+            stats_table(result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected))
         )
         out_console.print(detector_table(result.anomalies))
         for number, reason in result.rejected[:5]:
@@ -139,9 +129,7 @@ def simulate(
     hours: Annotated[float, typer.Option(help="Simulated hours.")] = 48.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet).")] = 7,
     scale: Annotated[float, typer.Option(help="Multiplies task arrival rates.")] = 1.0,
-    incidents: Annotated[
-        bool, typer.Option("--incidents/--no-incidents", help="Inject the demo's incidents.")
-    ] = True,
+    incidents: Annotated[bool, typer.Option("--incidents/--no-incidents", help="Inject the demo's incidents.")] = True,
     to_kafka: Annotated[
         bool, typer.Option("--to-kafka", help="Produce the events to the events topic instead of a file.")
     ] = False,
@@ -154,9 +142,7 @@ def simulate(
     produce it to Kafka (``--to-kafka``, key = root task id) at ``--rate`` events per second."""
     from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator, write_jsonl
 
-    sim = FleetSimulator(
-        seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ()
-    )
+    sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ())
     if to_kafka:
         _simulate_to_kafka(sim, rate, bootstrap)
         return
@@ -216,9 +202,7 @@ def _simulate_to_kafka(sim: FleetSimulator, rate: float, bootstrap: str | None) 
 def worker(
     config: ConfigOption = None,
     bootstrap: BootstrapOption = None,
-    web_host: Annotated[
-        str | None, typer.Option(help="Address the web server binds to (default 127.0.0.1).")
-    ] = None,
+    web_host: Annotated[str | None, typer.Option(help="Address the web server binds to (default 127.0.0.1).")] = None,
     web_port: Annotated[int | None, typer.Option(help="Port of the web server (default 6066).", min=1)] = None,
     web: Annotated[bool | None, typer.Option("--web/--no-web", help="Run the web server (default: on).")] = None,
     autonomy: Annotated[
@@ -258,17 +242,16 @@ def demo(
     pace: Annotated[
         float, typer.Option(help="Seconds of wall time the live view spends (0: as fast as possible).")
     ] = 45.0,
-    autonomy: Annotated[
-        Autonomy, typer.Option(help="Autonomy of every workflow in the demo.")
-    ] = Autonomy.ACT,
-    out: Annotated[
-        Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)
-    ] = None,
+    autonomy: Annotated[Autonomy, typer.Option(help="Autonomy of every workflow in the demo.")] = Autonomy.ACT,
+    out: Annotated[Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)] = None,
+    alerts: Annotated[
+        bool, typer.Option("--alerts/--no-alerts", help="Print the Slack/PagerDuty notifications that would be sent.")
+    ] = False,
 ) -> None:
     """The whole job on an embedded fleet: simulate, detect, alert, kill, and score it."""
     from burnguard.demo import run_demo
 
-    ok = run_demo(hours=hours, seed=seed, pace_s=pace, autonomy=autonomy, out=out)
+    ok = run_demo(hours=hours, seed=seed, pace_s=pace, autonomy=autonomy, out=out, alerts=alerts)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -326,9 +309,7 @@ silence_app = typer.Typer(help="Silences: time-limited mutes of matching anomali
 app.add_typer(silence_app, name="silence")
 SilencesOption = Annotated[
     Path,
-    typer.Option(
-        "--file", envvar="BURNGUARD_SILENCES", help="Silences file (JSON) the worker reads.", dir_okay=False
-    ),
+    typer.Option("--file", envvar="BURNGUARD_SILENCES", help="Silences file (JSON) the worker reads.", dir_okay=False),
 ]
 
 
@@ -346,9 +327,7 @@ def _matchers(pairs: list[str], what: str) -> dict[str, str]:
 @silence_app.command("add")
 def silence_add(
     match: Annotated[list[str], typer.Option("--match", "-m", help="LABEL=VALUE (equality); repeatable.")] = [],  # noqa: B006
-    match_re: Annotated[
-        list[str], typer.Option("--match-re", help="LABEL=REGEX (fully anchored); repeatable.")
-    ] = [],  # noqa: B006
+    match_re: Annotated[list[str], typer.Option("--match-re", help="LABEL=REGEX (fully anchored); repeatable.")] = [],  # noqa: B006
     duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1h30m.")] = "2h",
     comment: Annotated[str, typer.Option(help="Why (shown in list).")] = "",
     by: Annotated[str, typer.Option(help="Who silenced it.")] = "",
@@ -392,8 +371,11 @@ def silence_list(
         conditions = [f"{k}={v}" for k, v in s.matchers.match.items()]
         conditions += [f"{k}=~{v}" for k, v in s.matchers.match_re.items()]
         table.add_row(
-            s.silence_id, " ".join(conditions), format_ts(s.ends_at)[:19] + ("" if s.active(now) else " (ended)"),
-            s.created_by, s.comment,
+            s.silence_id,
+            " ".join(conditions),
+            format_ts(s.ends_at)[:19] + ("" if s.active(now) else " (ended)"),
+            s.created_by,
+            s.comment,
         )
     Console().print(table)
 

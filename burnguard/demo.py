@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from alerting import AlertPipeline, ConsoleReceiver, load_alerting_config
 from burnguard.scorecard import Scorecard, score_run
 from detectors.config import Autonomy
 from detectors.engine import Engine
@@ -121,16 +122,18 @@ def _view(run: DemoRun, recent: deque[Anomaly], wall_s: float) -> Group:
     style = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
     for a in list(recent)[::-1]:
         status = "resolved" if a.status is AnomalyStatus.RESOLVED else a.severity.value
-        table.add_row(
-            format_ts(a.ts)[11:19], f"[{style.get(status, 'green')}]{status}", a.action.value, a.summary
-        )
+        table.add_row(format_ts(a.ts)[11:19], f"[{style.get(status, 'green')}]{status}", a.action.value, a.summary)
     return Group(Panel(head, title=f"burnguard demo — {wall_s:.0f} s"), table)
 
 
-def run_demo(*, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out: Path | None) -> bool:
+def run_demo(
+    *, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out: Path | None, alerts: bool = False
+) -> bool:
     console = Console()
     live_screen = console.is_terminal
     run = DemoRun(hours=hours, seed=seed, autonomy=autonomy)
+    # what would reach Slack and PagerDuty: the default alerting pipeline, printed by a console receiver
+    pipeline, receiver = AlertPipeline(load_alerting_config(None)), ConsoleReceiver(console)
     span = max(1.0, hours * 3600)
     console.print(
         f"[bold]burnguard demo[/]: {hours:g} h of a simulated fleet ({len(run.sim.incidents)} injected incidents), "
@@ -144,18 +147,14 @@ def run_demo(*, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out:
         with live if live_screen else contextlib.nullcontext():
             for i, event in enumerate(run.sim.events()):
                 for a in run.feed(event):
+                    if alerts:
+                        receiver.show(pipeline.process(a, now=a.ts))
                     if a.severity is not Severity.INFO:
                         recent.append(a)
                     if sink is not None:
                         sink.write(a.to_json() + b"\n")
-                    if (
-                        not live_screen
-                        and a.status is AnomalyStatus.FIRING
-                        and a.severity is Severity.CRITICAL
-                    ):
-                        console.print(
-                            f"{format_ts(a.ts)} [red]{a.severity.value}[/] {a.action.value}: {a.summary}"
-                        )
+                    if not live_screen and a.status is AnomalyStatus.FIRING and a.severity is Severity.CRITICAL:
+                        console.print(f"{format_ts(a.ts)} [red]{a.severity.value}[/] {a.action.value}: {a.summary}")
                 if i % 2000 == 0:
                     if live_screen:
                         live.update(_view(run, recent, time.monotonic() - started))
@@ -163,6 +162,8 @@ def run_demo(*, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out:
                     if live_screen and ahead > 0:
                         time.sleep(min(ahead, 0.5))
             scorecard = run.close()
+            if alerts:
+                receiver.show(pipeline.flush(run.sim_ts + 3600))
             if live_screen:
                 live.update(_view(run, recent, time.monotonic() - started))
     finally:
@@ -182,6 +183,8 @@ def run_demo(*, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out:
         else "[red]an incident was missed or a kill was wrong[/]"
     )
     console.print(verdict)
+    if alerts:
+        console.print(f"{len(receiver.sent)} notifications would have been sent to Slack and PagerDuty.")
     if out:
         console.print(f"anomalies written to {out}")
     return scorecard.ok

@@ -100,3 +100,12 @@ def test_replay_of_a_missing_file_says_so(tmp_path: Path) -> None:
     result = runner.invoke(app, ["replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_demo_shows_what_would_be_sent_to_slack_and_pagerduty() -> None:
+    result = runner.invoke(app, ["demo", "--pace", "0", "--alerts"])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "every incident detected, no false kill" in result.output
+    assert "would send" in result.output and "PagerDuty trigger" in result.output
+    sent = int(result.output.split(" notifications would have been sent")[0].rsplit(maxsplit=1)[-1])
+    assert 5 <= sent <= 100

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,37 +19,18 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from detectors.config import Autonomy, BurnguardConfig, ConfigError, load_config
+from burnguard.commands.admin import config_app, schema_app
+from burnguard.commands.common import BootstrapOption, ConfigOption, console, load_or_exit, stream_settings
+from burnguard.commands.silence import silence_app
+from detectors.config import Autonomy
 
 if TYPE_CHECKING:
     from burnguard.simulator import FleetSimulator
-    from streams.settings import StreamSettings
 
 app = typer.Typer(help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False)
-schema_app = typer.Typer(help="JSON Schema of the wire contract, for agents in other languages.", no_args_is_help=True)
-config_app = typer.Typer(help="Detector configuration files.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
-
-console = Console(stderr=True)
-BootstrapOption = Annotated[
-    str | None,
-    typer.Option(help="Kafka bootstrap servers host:port[,...] (default: $BURNGUARD_KAFKA_BOOTSTRAP)."),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML config file (see README).", exists=True, dir_okay=False),
-]
-
-
-def _load(config: Path | None) -> BurnguardConfig:
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        console.print(
-            f"[red]error:[/] {exc}\nFix the file, then check it with [bold]burnguard config validate {config}[/]."
-        )
-        raise typer.Exit(2) from None
+app.add_typer(silence_app, name="silence")
 
 
 @app.command()
@@ -71,7 +50,7 @@ def replay(
     from burnguard.replay import replay_file
     from burnguard.report import detector_table, stats_table
 
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     if str(events) != "-" and not events.is_file():
         console.print(f"[red]error:[/] no such file: {events}")
         raise typer.Exit(2)
@@ -156,23 +135,13 @@ def simulate(
         console.print(f"  - {inc.kind}: {inc.description}")
 
 
-def _stream_settings(**overrides: Any) -> StreamSettings:
-    from streams.settings import SettingsError, StreamSettings
-
-    try:
-        return StreamSettings.from_env(**overrides)
-    except SettingsError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-
-
 def _simulate_to_kafka(sim: FleetSimulator, rate: float, bootstrap: str | None) -> None:
     import asyncio
 
     from streams.feed import produce_events
     from streams.topics import BrokerUnreachable
 
-    settings = _stream_settings(bootstrap=bootstrap)
+    settings = stream_settings(bootstrap=bootstrap)
     progress = Progress(
         TextColumn(f"producing to {settings.events_topic}"),
         BarColumn(),
@@ -219,7 +188,7 @@ def worker(
     from streams.topics import BrokerUnreachable
     from streams.worker import run_worker
 
-    settings = _stream_settings(
+    settings = stream_settings(
         bootstrap=bootstrap,
         config_file=str(config) if config is not None else None,
         web_host=web_host,
@@ -227,7 +196,7 @@ def worker(
         web_enabled=web,
         autonomy=autonomy.value if autonomy is not None else None,
     )
-    cfg = _load(Path(settings.config_file) if settings.config_file else None)
+    cfg = load_or_exit(Path(settings.config_file) if settings.config_file else None)
     try:
         run_worker(settings, cfg)
     except BrokerUnreachable as exc:
@@ -253,147 +222,6 @@ def demo(
 
     ok = run_demo(hours=hours, seed=seed, pace_s=pace, autonomy=autonomy, out=out, alerts=alerts)
     raise typer.Exit(0 if ok else 1)
-
-
-@schema_app.command("export")
-def schema_export(
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for the JSON Schema files.", file_okay=False)
-    ] = Path("schema"),
-) -> None:
-    """Write JSON Schema for the cost event, anomaly, kill command and kill ack."""
-    from schemas.anomaly import Anomaly
-    from schemas.events import CostEvent
-    from schemas.killswitch import KillAck, KillCommand
-
-    out.mkdir(parents=True, exist_ok=True)
-    for name, model in (
-        ("cost_event", CostEvent),
-        ("anomaly", Anomaly),
-        ("kill", KillCommand),
-        ("kill_ack", KillAck),
-    ):
-        schema = model.model_json_schema(by_alias=True, mode="validation")
-        schema["$id"] = f"burnguard.{name}/1"
-        path = out / f"burnguard.{name}.v1.schema.json"
-        path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {path}")
-
-
-@config_app.command("validate")
-def config_validate(file: Annotated[Path, typer.Argument(help="YAML config file.", dir_okay=False)]) -> None:
-    """Check a config file; print every error with its location."""
-    try:
-        cfg = load_config(file)
-    except ConfigError as exc:
-        console.print(f"[red]{exc.path}: {len(exc.errors)} error(s)[/]")
-        for loc, msg in exc.errors:
-            console.print(f"  [bold]{loc}[/]: {msg}")
-        raise typer.Exit(1) from None
-    console.print(
-        f"[green]{file}: valid[/] (version {cfg.version}, "
-        f"{len(cfg.overrides)} override(s), {len(cfg.budgets)} budget(s))"
-    )
-
-
-@config_app.command("show")
-def config_show(config: ConfigOption = None) -> None:
-    """Print the effective configuration (defaults merged with the file) as YAML."""
-    import yaml
-
-    cfg = _load(config)
-    sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-
-
-silence_app = typer.Typer(help="Silences: time-limited mutes of matching anomalies.", no_args_is_help=True)
-app.add_typer(silence_app, name="silence")
-SilencesOption = Annotated[
-    Path,
-    typer.Option("--file", envvar="BURNGUARD_SILENCES", help="Silences file (JSON) the worker reads.", dir_okay=False),
-]
-
-
-def _matchers(pairs: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            console.print(f"[red]error:[/] {what} {pair!r}: write LABEL=VALUE")
-            raise typer.Exit(2)
-        out[name.strip()] = value
-    return out
-
-
-@silence_app.command("add")
-def silence_add(
-    match: Annotated[list[str], typer.Option("--match", "-m", help="LABEL=VALUE (equality); repeatable.")] = [],  # noqa: B006
-    match_re: Annotated[list[str], typer.Option("--match-re", help="LABEL=REGEX (fully anchored); repeatable.")] = [],  # noqa: B006
-    duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1h30m.")] = "2h",
-    comment: Annotated[str, typer.Option(help="Why (shown in list).")] = "",
-    by: Annotated[str, typer.Option(help="Who silenced it.")] = "",
-    file: SilencesOption = Path("burnguard-silences.json"),
-) -> None:
-    """Silence matching anomalies from now for --duration (labels: tenant, team, workflow, agent,
-    task_id, root_task_id, detector, severity, action, metric, status)."""
-    from pydantic import ValidationError
-
-    from alerting.config import parse_duration
-    from alerting.matchers import Matchers
-    from alerting.silences import Silence, SilenceStore
-
-    now = time.time()
-    try:
-        matchers = Matchers(match=_matchers(match, "--match"), match_re=_matchers(match_re, "--match-re"))
-        silence = Silence(
-            matchers=matchers, starts_at=now, ends_at=now + parse_duration(duration), created_by=by, comment=comment
-        )
-    except (ValidationError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    SilenceStore(file).add(silence)
-    typer.echo(silence.silence_id)
-
-
-@silence_app.command("list")
-def silence_list(
-    file: SilencesOption = Path("burnguard-silences.json"),
-    expired: Annotated[bool, typer.Option("--expired", help="Include ended silences.")] = False,
-) -> None:
-    """The silences in force (or all of them with --expired)."""
-    from rich.table import Table
-
-    from alerting.silences import SilenceStore
-    from schemas.timefmt import format_ts
-
-    now = time.time()
-    table = Table("id", "matchers", "ends", "by", "comment")
-    for s in SilenceStore(file).list(now, include_expired=expired):
-        conditions = [f"{k}={v}" for k, v in s.matchers.match.items()]
-        conditions += [f"{k}=~{v}" for k, v in s.matchers.match_re.items()]
-        table.add_row(
-            s.silence_id,
-            " ".join(conditions),
-            format_ts(s.ends_at)[:19] + ("" if s.active(now) else " (ended)"),
-            s.created_by,
-            s.comment,
-        )
-    Console().print(table)
-
-
-@silence_app.command("expire")
-def silence_expire(
-    silence_id: Annotated[str, typer.Argument(help="The id `silence add` printed.")],
-    file: SilencesOption = Path("burnguard-silences.json"),
-) -> None:
-    """End a silence now."""
-    from alerting.silences import SilenceStore
-
-    try:
-        SilenceStore(file).expire(silence_id, time.time())
-    except KeyError:
-        console.print(f"[red]error:[/] no silence {silence_id} in {file}")
-        raise typer.Exit(1) from None
-    console.print(f"silence {silence_id} expired")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from burnguard.simulator import (
     DEFAULT_INCIDENTS,
@@ -23,9 +22,11 @@ from burnguard.simulator import (
     write_jsonl,
 )
 from burnguard.simulator.profiles import CODE_FIX, activity, workflow_profile
+from schemas.events import CostEvent
+from tests.paths import REAL_TRACE
 
 Event = dict[str, Any]
-TRACE = Path("/work/shared/data/mini-swe-agent-swebench.events.jsonl.gz")
+TRACE = REAL_TRACE
 CATEGORIES = {
     "model",
     "embedding",
@@ -122,10 +123,9 @@ def test_every_event_has_the_contract_fields(fleet: tuple[FleetSimulator, list[E
 
 
 def test_events_validate_against_the_contract_model(fleet: tuple[FleetSimulator, list[Event]]) -> None:
-    events_module = pytest.importorskip("schemas.events")
     _, events = fleet
     for e in events[::50]:
-        parsed = events_module.CostEvent.model_validate(e)
+        parsed = CostEvent.model_validate(e)
         assert parsed.event_id == e["event_id"]
 
 
@@ -206,8 +206,8 @@ def _profile_stats(events: list[Event]) -> dict[str, float]:
     }
 
 
-@pytest.mark.skipif(not TRACE.exists(), reason="real trace not available")
 def test_coding_agent_is_realistic() -> None:
+    assert TRACE.exists(), f"missing {TRACE}: put ../shared beside the repository or set BURNGUARD_SHARED"
     with gzip.open(TRACE, "rb") as fh:
         real = [orjson.loads(line) for line in fh]
     for e in real:

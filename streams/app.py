@@ -41,6 +41,9 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from detectors.config import BurnguardConfig, load_config
@@ -172,7 +175,9 @@ def create_app(
     # what the ingest has read of each source partition: the highest event time and the last offset
     frontier: dict[int, float] = {}
     read_to: dict[int, int] = {}
-    at_end: set[int] = set()  # unread partitions found at their end by the last idle check
+    # clients of their own for the idle check: asking Faust's consumer for positions or end offsets
+    # while it rebalances moved its fetch positions past records it had not delivered (lost records)
+    probes: list[Any] = []
 
     async def send_watermarks(marks: Mapping[str, tuple[float | None, bool]]) -> None:
         # after the records they vouch for, from the same producer: a partition receives them in order
@@ -209,29 +214,27 @@ def create_app(
 
     async def idle_check() -> None:
         """Watermarks for every source partition this worker reads, each marked idle when read to
-        its end: an idle source holds no partition back (and one that is never written to would
-        otherwise hold every partition back forever)."""
-        consumer = app.consumer
-        tps = sorted(tp for tp in consumer.assignment() if tp.topic == settings.events_topic)
+        its end (by this worker, or committed by the group): an idle source holds no partition
+        back (and one that is never written to would otherwise hold every partition back forever)."""
+        name = settings.events_topic
+        tps = sorted(TopicPartition(name, tp.partition) for tp in app.consumer.assignment() if tp.topic == name)
         if not tps:
             return
-        ends = await consumer.highwaters(*tps)
+        if not probes:
+            ends_client = AIOKafkaConsumer(enable_auto_commit=False, **settings.aiokafka_kwargs())
+            admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
+            await ends_client.start()
+            probes.append(ends_client)
+            await admin.start()
+            probes.append(admin)
+        ends = await probes[0].end_offsets(tps)
+        committed = await probes[1].list_consumer_group_offsets(settings.app_id, partitions=tps)
         marks: dict[str, tuple[float | None, bool]] = {}
         for tp in tps:
-            end, last = ends.get(tp), read_to.get(tp.partition)
-            if last is not None:
-                idle = end is not None and last + 1 >= end
-            else:
-                # nothing read from it here yet: fetched to its end at two checks in a row (a record
-                # fetched but still queued for the ingest would have been read in between)
-                position = await consumer.position(tp)
-                now_at_end = end is not None and position is not None and position >= end
-                idle = now_at_end and tp.partition in at_end
-                if now_at_end:
-                    at_end.add(tp.partition)
-                else:
-                    at_end.discard(tp.partition)
-            marks[f"{tp.topic}:{tp.partition}"] = (frontier.get(tp.partition), idle)
+            done = read_to.get(tp.partition, -1) + 1
+            if tp in committed and committed[tp].offset > done:
+                done = committed[tp].offset
+            marks[f"{tp.topic}:{tp.partition}"] = (frontier.get(tp.partition), done >= ends[tp])
         await send_watermarks(marks)
 
     if sources is not None:
@@ -302,7 +305,6 @@ def create_app(
         pipeline.drop(partitions)
         for p in partitions:
             held.pop(p, None)  # never acknowledged: redelivered to the partition's next owner
-        at_end.difference_update(tp.partition for tp in revoked if tp.topic == settings.events_topic)
 
     def report() -> None:
         s = pipeline.stats
@@ -331,6 +333,9 @@ def create_app(
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
     async def report_at_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         report()
+        while probes:
+            probe = probes.pop()
+            await (probe.stop() if isinstance(probe, AIOKafkaConsumer) else probe.close())
 
     app.burnguard_pipeline = pipeline  # type: ignore[attr-defined]  # for the stats page and tests
     return app

@@ -7,31 +7,39 @@ so a SIGKILL is a real one. Without ``BURNGUARD_KAFKA_BOOTSTRAP`` a test fails, 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.group import MemberAssignment
 from aiokafka.structs import ConsumerRecord, RecordMetadata, TopicPartition
 
 from burnguard.replay import replay_file
+from burnguard.simulator.fleet import FleetSimulator
 from detectors.config import load_config
+from detectors.engine import Engine
+from schemas.timefmt import parse_ts
 from streams.feed import encode_event
+from streams.pipeline import task_summary
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[2]
 BURNGUARD = REPO / ".venv" / "bin" / "burnguard"
 PARTITIONS = 3
+T = TypeVar("T")
 
 
 def bootstrap_servers() -> str:
@@ -217,3 +225,161 @@ def replay(events: Sequence[dict[str, Any]], tmp_path: Path, config: Path | None
     path.write_bytes(b"".join(encode_event(e)[1] + b"\n" for e in events))
     result = replay_file(path, None, config=load_config(config))
     return [orjson.loads(a.to_json()) for a in result.anomalies]
+
+
+# -- several partitions, several workers: the scale-out and replay-equivalence tests ---------------
+
+#: the configuration of :func:`task_fleet`: every task-level detector has something to find
+TASK_FLEET_CONFIG = """
+version: "task-fleet-1"
+defaults:
+  autonomy: act
+  detectors:
+    fan_out: {min_samples: 5}
+    retry_rate: {warn_after_failures: 4, stop_after_failures: 6}
+"""
+
+
+def task_fleet(seed: int = 3) -> list[dict[str, Any]]:
+    """18 simulated hours of the demo fleet at a quarter of its traffic (about 17,700 events, 660
+    root tasks, 10 workflows) with a runaway loop, a sub-agent explosion, a zombie task and a retry
+    storm. With :data:`TASK_FLEET_CONFIG`, replay raises runaway_task, task_budget, stale_task,
+    fan_out and the retry_rate stop rule on it.
+
+    Every time is moved back by under a minute so that the first event falls on a whole minute:
+    ``burnguard replay`` ticks every minute from its file's first event, the worker on whole
+    minutes, and a tick's time is part of the id of what it raises.
+    """
+    incidents = ("runaway_loop", "subagent_explosion", "zombie_task", "retry_storm")
+    events = list(FleetSimulator(seed=seed, hours=18, scale=0.25, incidents=incidents).events())
+    shift = events[0]["ts"] % 60
+    for ev in events:
+        ev["ts"] = round(ev["ts"] - shift, 3)
+    return events
+
+
+def reference_run(path: Path, config: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``burnguard replay`` of the file (its anomalies as JSON objects) and, from the same engine code
+    run the same way, the ``burnguard.task_summary/1`` of every finished root task."""
+    cfg = load_config(config)
+    anomalies = [orjson.loads(a.to_json()) for a in replay_file(path, None, config=cfg).anomalies]
+    summaries: dict[str, dict[str, Any]] = {}
+    engine = Engine(cfg)
+    engine.on_task_finished = lambda task: summaries.__setitem__(task.root_task_id, task_summary(task))
+    with path.open("rb") as lines:
+        for line in lines:
+            engine.process_bytes(line)
+    return anomalies, summaries
+
+
+def comparable(anomalies: Sequence[dict[str, Any]], cutoff: float, *, task_level: bool) -> set[tuple[Any, ...]]:
+    """The anomalies at or before ``cutoff`` (epoch s) whose scope is a root task (``task_level``) or a
+    workflow, as ``(anomaly_id, detector, status, severity, action, observed)``, copies counted once.
+
+    ``cutoff`` is the last event's time less the lateness: the worker's event time never passes it,
+    while replay lets time run past the end of its file to close its last windows.
+    """
+    return {
+        (a["anomaly_id"], a["detector"], a["status"], a["severity"], a["action"], a["observed"])
+        for a in anomalies
+        if parse_ts(a["ts"]) <= cutoff
+        and ("root_task_id" in a["scope"]) == task_level
+        and "workflow" in a["scope"]
+    }
+
+
+async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` (which must exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d.get("partitions") or ()]
+    assert {tp.topic for tp in tps} == set(topics), f"not every one of {topics} exists"
+    return sorted(tps)
+
+
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    """Every record of every partition of ``topic``, up to the end offsets at the time of the call."""
+    tps = await partitions_of(bootstrap, [topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[ConsumerRecord] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)])
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def group_assignment(bootstrap: str, group: str, topics: Sequence[str]) -> list[dict[str, set[int]]] | None:
+    """Each member's partitions of ``topics`` while the consumer group is stable (``None`` otherwise),
+    from the broker's description of the group (Faust's assignments are standard consumer ones)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [described] = response.to_object()["groups"]
+    if described["state"] != "Stable":
+        return None
+    members = []
+    for member in described["members"]:
+        assignment = MemberAssignment.decode(member["member_assignment"]) if member["member_assignment"] else None
+        held = {t: set(parts) for t, parts in (assignment.assignment if assignment else []) if t in topics}
+        members.append({t: held.get(t, set()) for t in topics})
+    return members
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float, workers: Sequence[WorkerProcess] = ()
+) -> T:
+    """Poll ``check`` until it returns something truthy and return that; fail with ``what`` after
+    ``timeout_s`` or as soon as one of ``workers`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await check()
+        if found:
+            return found
+        for worker in workers:
+            if not worker.alive():
+                code = worker.proc.returncode
+                raise AssertionError(f"while waiting for {what}: a worker exited ({code}):\n{worker.tail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s:g}s")
+        await asyncio.sleep(0.5)
+
+
+async def wait_drained(
+    bootstrap: str, group: str, topics: Sequence[str], timeout_s: float, workers: Sequence[WorkerProcess] = ()
+) -> None:
+    """Wait until ``group`` has committed, on every partition of ``topics``, the end offset measured
+    now: every record written so far is processed, and its outputs are on their topics (Faust
+    flushes the producer before it commits)."""
+    tps = await partitions_of(bootstrap, topics)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+
+    async def caught_up() -> bool:
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        return all(committed.get(tp) is not None and committed[tp].offset >= end for tp, end in ends.items())
+
+    try:
+        await wait_until(caught_up, f"group {group} to commit {sorted(ends.items())}", timeout_s, workers)
+    finally:
+        await admin.close()

@@ -30,12 +30,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 from alerting.matchers import LABEL_NAMES, Matchers
 from alerting.secrets import secret_from_config
-from detectors.config import ConfigError
+from detectors.config import ConfigError, load_yaml_model
 
 __all__ = [
     "AlertingConfig",
@@ -210,19 +209,4 @@ def load_alerting_config(path: str | Path | None) -> AlertingConfig:
     """Read and validate the alerting YAML; ``None`` gives the built-in console-only config."""
     if path is None:
         return AlertingConfig()
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
-        raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), [("<root>", "the file must hold a mapping (route, receivers, …)")])
-    try:
-        return AlertingConfig.model_validate(raw)
-    except ValidationError as exc:
-        errors = [(".".join(str(p) for p in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
-        raise ConfigError(str(path), errors) from None
+    return load_yaml_model(path, AlertingConfig, "route, receivers, …")

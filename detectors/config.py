@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
@@ -220,6 +220,16 @@ def load_config(path: str | Path | None) -> BurnguardConfig:
     """Read and validate a YAML config; ``None`` gives the built-in defaults."""
     if path is None:
         return BurnguardConfig()
+    return load_yaml_model(path, BurnguardConfig, "version, defaults, overrides, budgets", empty_ok=True)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_yaml_model(path: str | Path, model: type[ModelT], sections: str, *, empty_ok: bool = False) -> ModelT:
+    """``model`` validated from the YAML mapping in ``path``; every problem (unreadable file, bad
+    YAML with its line and column, not a mapping, invalid fields) as one :class:`ConfigError`.
+    ``sections`` names what the mapping holds, for the error; ``empty_ok`` reads an empty file as ``{}``."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -229,14 +239,12 @@ def load_config(path: str | Path | None) -> BurnguardConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
         raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    if raw is None:
+    if raw is None and empty_ok:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(
-            str(path), [("<root>", "the file must hold a mapping (version, defaults, overrides, budgets)")]
-        )
+        raise ConfigError(str(path), [("<root>", f"the file must hold a mapping ({sections})")])
     try:
-        return BurnguardConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         errors = [(".".join(str(p) for p in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
         raise ConfigError(str(path), errors) from None

@@ -156,6 +156,9 @@ class PagerDutySettings(_Strict):
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     events_per_minute: float = Field(default=120.0, gt=0, description="per routing key")
     source: str = Field(default="burnguard", min_length=1, max_length=255)
+    ca_file: str | None = Field(
+        default=None, description="a CA bundle (PEM) to trust instead of the system's: a TLS proxy, a test server"
+    )
 
 
 class RetrySettings(_Strict):

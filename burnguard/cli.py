@@ -205,6 +205,48 @@ def worker(
 
 
 @app.command()
+def alerter(
+    alerting_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Alerting YAML: routes, receivers, Slack/PagerDuty (default: $BURNGUARD_ALERTING_CONFIG; "
+            "without one, notifications are printed).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    silences: Annotated[
+        Path | None,
+        typer.Option(envvar="BURNGUARD_SILENCES", help="Silences file (burnguard silence add).", dir_okay=False),
+    ] = None,
+    bootstrap: BootstrapOption = None,
+) -> None:
+    """Run the alerting stage: read burnguard.anomalies, route, group and deliver to Slack and PagerDuty.
+
+    A process of its own (consumer group <app id>-alerter), so detection never waits on a channel.
+    An anomaly's offset is committed once its notifications are in the durable outbox (the alerts state
+    topic); permanent failures go to the alerts dead-letter topic. Kafka settings as for `burnguard worker`.
+    """
+    from alerting.config import ConfigError, load_alerting_config
+    from streams.topics import BrokerUnreachable
+    from streams.worker import run_alerter
+
+    settings = stream_settings(
+        bootstrap=bootstrap, alerting_config_file=str(alerting_config) if alerting_config is not None else None
+    )
+    try:
+        config = load_alerting_config(settings.alerting_config_file)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        run_alerter(settings, config, str(silences) if silences is not None else None)
+    except BrokerUnreachable as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
 def demo(
     hours: Annotated[float, typer.Option(help="Simulated hours of fleet.")] = 48.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,

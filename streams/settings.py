@@ -90,6 +90,10 @@ class StreamSettings:
     dlq_topic: str = "burnguard.dlq"
     summaries_topic: str = "burnguard.task-summaries"
     internal_topic: str = "burnguard.events-by-workflow"
+    #: the alerting stage (``burnguard alerter``): its dead letters, its state, its routing config
+    alerts_dlq_topic: str = "burnguard.alerts-dlq"
+    alerts_state_topic: str = "burnguard.alerts-state"
+    alerting_config_file: str | None = None
     partitions: int = 8
     replication: int = 1
     retention_s: float = 7 * 86_400.0
@@ -154,6 +158,9 @@ class StreamSettings:
             "dlq_topic": _str(env, "DLQ_TOPIC", d.dlq_topic),
             "summaries_topic": _str(env, "SUMMARIES_TOPIC", d.summaries_topic),
             "internal_topic": _str(env, "INTERNAL_TOPIC", d.internal_topic),
+            "alerts_dlq_topic": _str(env, "ALERTS_DLQ_TOPIC", d.alerts_dlq_topic),
+            "alerts_state_topic": _str(env, "ALERTS_STATE_TOPIC", d.alerts_state_topic),
+            "alerting_config_file": _str(env, "ALERTING_CONFIG", None),
             "partitions": _int(env, "PARTITIONS", d.partitions, minimum=1),
             "replication": _int(env, "REPLICATION", d.replication, minimum=1),
             "retention_s": _float(env, "RETENTION_S", d.retention_s),
@@ -202,7 +209,8 @@ class StreamSettings:
                 f"{self.security_protocol} needs {_PREFIX}KAFKA_SASL_USERNAME and {_PREFIX}KAFKA_SASL_PASSWORD "
                 f"(or {_PREFIX}KAFKA_SASL_PASSWORD_FILE)"
             )
-        topics = [self.events_topic, self.anomalies_topic, self.dlq_topic, self.summaries_topic, self.internal_topic]
+        topics = [self.events_topic, self.anomalies_topic, self.dlq_topic, self.summaries_topic, self.internal_topic,
+                  self.alerts_dlq_topic, self.alerts_state_topic]
         if len(set(topics)) != len(topics):
             raise SettingsError(f"topic names must differ: {topics}")
 

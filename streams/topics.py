@@ -22,10 +22,12 @@ from aiokafka.partitioner import murmur2
 
 from streams.settings import StreamSettings
 
-__all__ = ["BrokerUnreachable", "TopicSpec", "ensure_topics", "partition_for_key", "topic_specs"]
+__all__ = ["ALERTS_STATE_CONFIG", "BrokerUnreachable", "TopicSpec", "ensure_topics", "partition_for_key", "topic_specs"]
 
 log = logging.getLogger("burnguard.streams")
 _TOPIC_ALREADY_EXISTS = 36
+#: compacted, and large enough for a storm's snapshot (the producer compresses it)
+ALERTS_STATE_CONFIG = {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024)}
 
 
 class BrokerUnreachable(RuntimeError):
@@ -63,6 +65,12 @@ def topic_specs(settings: StreamSettings) -> list[TopicSpec]:
         TopicSpec(settings.summaries_topic, p, r, dict(retention)),
         # dead letters are kept longer: someone has to look at them
         TopicSpec(settings.dlq_topic, p, r, {**retention, "retention.ms": str(int(4 * settings.retention_s * 1000))}),
+        # the alerting stage (streams.alerter): notifications that could not be delivered, and its
+        # state (one compacted record per consumer group: the latest snapshot is all that matters)
+        TopicSpec(
+            settings.alerts_dlq_topic, 1, r, {**retention, "retention.ms": str(int(4 * settings.retention_s * 1000))}
+        ),
+        TopicSpec(settings.alerts_state_topic, 1, r, ALERTS_STATE_CONFIG),
     ]
 
 

@@ -1,5 +1,6 @@
 """``burnguard worker``: check the broker, create the topics, then run the Faust worker until a
-signal stops it (SIGTERM/SIGINT: graceful; SIGKILL: the state table and redelivery take over)."""
+signal stops it (SIGTERM/SIGINT: graceful; SIGKILL: the state table and redelivery take over).
+``burnguard alerter`` (:func:`run_alerter`): the alerting stage, a process of its own."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import logging
 
 import faust
 
+from alerting.config import AlertingConfig
 from detectors.config import BurnguardConfig
 from streams.app import create_app
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
 
-__all__ = ["run_worker"]
+__all__ = ["run_alerter", "run_worker"]
 
 log = logging.getLogger("burnguard.streams")
 
@@ -42,3 +44,39 @@ def run_worker(settings: StreamSettings, config: BurnguardConfig | None = None) 
     )
     log.info("burnguard worker: %s", settings.describe())
     worker.execute_from_commandline()
+
+
+def run_alerter(settings: StreamSettings, config: AlertingConfig, silences_path: str | None = None) -> None:
+    """``burnguard alerter``: create the topics, then run the stage until SIGTERM/SIGINT.
+
+    Raises :class:`~streams.topics.BrokerUnreachable` before starting when the broker does not answer.
+    """
+    import signal
+
+    from alerting.silences import SilenceStore
+    from streams.alerter import Alerter
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s", force=True
+    )
+
+    async def main() -> None:
+        await ensure_topics(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        silences = SilenceStore(silences_path) if silences_path else None
+        alerter = Alerter(settings, config, silences=silences)
+        log.info(
+            "burnguard alerter: group %s at %s reads %s; state %s, dead letters %s; receivers %s",
+            alerter.group_id,
+            settings.bootstrap,
+            settings.anomalies_topic,
+            settings.alerts_state_topic,
+            settings.alerts_dlq_topic,
+            [r.name for r in config.receivers],
+        )
+        await alerter.run(stop)
+
+    asyncio.run(main())

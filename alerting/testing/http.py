@@ -42,13 +42,25 @@ class RecordedServer:
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
         self._script: list[Answer] = []
+        self._outage: Answer | None = None
         self._release = asyncio.Event()
+        self._outage_over = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     def script(self, *answers: Answer) -> None:
         """Answer the next requests with these, in order; afterwards answer normally."""
         self._script.extend(answers)
+
+    def outage(self, answer: Answer | None) -> None:
+        """Answer every request with ``answer`` (after the scripted ones) until called with ``None``;
+        requests hanging in a ``hang`` outage are then answered 503 (their client has timed out: an
+        answer it never reads must not count as a delivered message)."""
+        self._outage = answer
+        if answer is None:
+            self._outage_over.set()
+        else:
+            self._outage_over = asyncio.Event()
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
@@ -66,6 +78,7 @@ class RecordedServer:
 
     async def close(self) -> None:
         self._release.set()
+        self._outage_over.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -93,7 +106,14 @@ class RecordedServer:
 
     async def _scripted(self, recorded: RecordedRequest) -> Answer | None:
         if not self._script:
-            return None
+            if self._outage is None:
+                return None
+            answer = self._outage
+            if answer.hang:  # until the outage ends; the client has given up by then, so no success
+                await self._outage_over.wait()
+                answer = Answer(503)
+            recorded.answered = answer.status
+            return answer
         answer = self._script.pop(0)
         if answer.hang:
             await self._release.wait()

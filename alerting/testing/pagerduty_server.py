@@ -1,7 +1,8 @@
 """A local HTTPS server that speaks the PagerDuty Events API v2 (``POST /v2/enqueue``) and checks shape.
 
-Served over TLS with a self-signed certificate made at start (:func:`self_signed_contexts`):
-``client_ssl`` is what a client must trust. Each event is checked like PagerDuty would: a known
+Served over TLS with a self-signed certificate made at start (:func:`self_signed_pem`): ``client_ssl``
+is what a client must trust (``cert_pem`` the same, for a client in another process). Each event is
+checked like PagerDuty would: a known
 ``routing_key`` (32 characters), ``event_action``, ``dedup_key`` (≤ 255, required to resolve), and
 for a trigger a ``payload`` with ``summary`` (≤ 1024), ``source`` and one of the four severities.
 Accepted events are in ``events``; malformed ones in ``violations``, answered 400.
@@ -16,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from alerting.testing.http import Answer, RecordedRequest, RecordedServer
-from alerting.testing.tls import self_signed_contexts
+from alerting.testing.tls import self_signed_pem
 
 __all__ = ["Answer", "PagerDutyServer"]
 
@@ -66,7 +67,7 @@ def event_problems(body: Any, routing_keys: set[str]) -> list[str]:
 
 class PagerDutyServer(RecordedServer):
     def __init__(self, routing_keys: set[str]) -> None:
-        server_ssl, self.client_ssl = self_signed_contexts()
+        server_ssl, self.client_ssl, self.cert_pem = self_signed_pem()
         super().__init__(server_ssl)
         self.routing_keys = routing_keys
         self.events: list[dict[str, Any]] = []

@@ -8,11 +8,17 @@ import ssl
 import tempfile
 from pathlib import Path
 
-__all__ = ["self_signed_contexts"]
+__all__ = ["self_signed_contexts", "self_signed_pem"]
 
 
 def self_signed_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """``(server_context, client_context)``: the client trusts exactly this certificate."""
+    server, client, _ = self_signed_pem()
+    return server, client
+
+
+def self_signed_pem() -> tuple[ssl.SSLContext, ssl.SSLContext, bytes]:
+    """``(server_context, client_context, certificate_pem)``: the PEM for a client in another process."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -46,4 +52,4 @@ def self_signed_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
         (Path(tmp) / "key.pem").write_bytes(key_pem)
         server.load_cert_chain(Path(tmp) / "cert.pem", Path(tmp) / "key.pem")
     client = ssl.create_default_context(cadata=cert_pem.decode())
-    return server, client
+    return server, client, cert_pem

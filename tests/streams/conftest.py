@@ -71,6 +71,14 @@ class Names:
     def changelog(self) -> str:
         return f"{self.app_id}-engine-state-changelog"
 
+    @property
+    def alerts_dlq(self) -> str:
+        return f"{self.app_id}-alerts-dlq"
+
+    @property
+    def alerts_state(self) -> str:
+        return f"{self.app_id}-alerts-state"
+
     async def create_topics(self) -> None:
         """The topics as the worker creates them, so a test can produce before the worker is up."""
         await ensure_topics(StreamSettings.from_env(self.env()))
@@ -87,6 +95,8 @@ class Names:
                 "BURNGUARD_ANOMALIES_TOPIC": self.anomalies,
                 "BURNGUARD_SUMMARIES_TOPIC": self.summaries,
                 "BURNGUARD_DLQ_TOPIC": self.dlq,
+                "BURNGUARD_ALERTS_DLQ_TOPIC": self.alerts_dlq,
+                "BURNGUARD_ALERTS_STATE_TOPIC": self.alerts_state,
                 "BURNGUARD_PARTITIONS": str(PARTITIONS),
                 "BURNGUARD_DATA_DIR": str(self.data_dir),
                 "BURNGUARD_WEB_ENABLED": "false",

@@ -1,0 +1,370 @@
+"""The alerting stage (``burnguard alerter``): ``burnguard.anomalies`` -> AlertPipeline -> Slack/PagerDuty.
+
+A process of its own, with a plain aiokafka consumer in its own group (``<app id>-alerter``) and
+manual commits, so the detect stage never waits on Slack or PagerDuty: it only writes anomalies.
+
+One loop takes anomalies in and ticks the pipeline's timers (``group_wait``/``group_interval`` run
+on the wall clock, also while no anomaly arrives); the notifications it releases go to a durable
+**outbox**. Delivery runs beside it, one task per group episode (a hung channel holds up its own
+group only, and a group's messages keep their order), through the :class:`~alerting.Dispatcher`
+and its one retry stage.
+
+The order of writes is what makes it at least once without paging twice:
+
+1. a batch of anomalies is taken in and the timers are flushed;
+2. the stage's state — pipeline snapshot, Slack threads, outbox, consumed offsets — is written to
+   the compacted alerts state topic and acknowledged (``acks=all``);
+3. only then are the anomalies' offsets committed;
+4. each channel that delivers a notification is marked done in the outbox and the state is written
+   again; a notification leaves the outbox once every channel has delivered it or failed
+   permanently, and a permanent failure is first written to the alerts DLQ and counted.
+
+A restart (or the member that takes over) reads the state record, restores the pipeline (dedup, open
+groups and their timers), resumes the outbox (skipping channels already done) and seeks to the
+state's offsets. So an outage of minutes loses nothing (the retry stage keeps trying up to
+``retry.max_elapsed_s``, the outbox survives a crash), and an episode that was paged is not paged
+again: the pipeline remembers it, and PagerDuty's ``dedup_key`` is the episode's. The one window
+left is a channel answering and the process dying before the next state write: that one delivery
+is repeated (a PagerDuty trigger with the same ``dedup_key`` opens no new incident).
+
+Grouping needs every anomaly in one place, so the group has **one active member**: the
+:func:`one_active_assignor` gives every partition to the member that held them (else to one), and
+a second ``burnguard alerter`` is a warm standby that takes over when the first leaves or dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from alerting.config import AlertingConfig
+from alerting.dispatch import Dispatcher
+from alerting.notifier import Notification, Notifier
+from alerting.pipeline import AlertPipeline
+from alerting.retry import DeliveryOutcome, RetryStage
+from alerting.silences import SilenceStore
+from alerting.slack import SlackNotifier
+from schemas.anomaly import Anomaly
+from streams.alert_state import (
+    AlerterSnapshot,
+    JournaledNotifier,
+    Outbox,
+    build_notifiers,
+    decode_state,
+    delivery_dead_letter,
+    encode_state,
+)
+from streams.alert_state import intake_dead_letter as _intake_dead_letter
+from streams.assignor import one_active_assignor
+from streams.settings import StreamSettings
+
+__all__ = ["Alerter"]
+
+log = logging.getLogger("burnguard.alerter")
+
+MAX_STATE_BYTES = 16 * 1024 * 1024
+SHUTDOWN_GRACE_S = 5.0
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, alerter: Alerter) -> None:
+        self.alerter = alerter
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.alerter.release()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.alerter.take_over(assigned)
+
+
+class Alerter:
+    """The stage; :meth:`run` until ``stop`` is set. ``notifiers`` default to :func:`build_notifiers`."""
+
+    def __init__(
+        self,
+        settings: StreamSettings,
+        config: AlertingConfig,
+        *,
+        silences: SilenceStore | None = None,
+        notifiers: list[Notifier] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.silences = silences
+        self.group_id = f"{settings.app_id}-alerter"
+        inner = notifiers if notifiers is not None else build_notifiers(config)
+        self.slack = next((n for n in inner if isinstance(n, SlackNotifier)), None)
+        self.dispatcher = Dispatcher(
+            config.receivers,
+            [JournaledNotifier(n, lambda: self.outbox, self.persist_quietly) for n in inner],
+            RetryStage(config.retry),
+        )
+        self.pipeline: AlertPipeline | None = None  # while this member holds the anomalies' partitions
+        self.outbox = Outbox()
+        self.offsets: dict[int, int] = {}
+        self.stats: Counter[str] = Counter()
+        self.holding = False
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._step_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._kafka = settings.aiokafka_kwargs()
+        self.producer = AIOKafkaProducer(
+            acks="all",
+            enable_idempotence=True,
+            compression_type="gzip",
+            max_request_size=MAX_STATE_BYTES,
+            **self._kafka,
+        )
+        self.consumer = AIOKafkaConsumer(
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(min(3.0, settings.session_timeout_s / 3) * 1000),
+            partition_assignment_strategy=(one_active_assignor(lambda: self.holding),),
+            **self._kafka,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.producer.start()
+        try:
+            await self.consumer.start()
+            self.consumer.subscribe([self.settings.anomalies_topic], listener=_Listener(self))
+            next_report = time.monotonic() + 30.0
+            while not stop.is_set():
+                batches = await self.consumer.getmany(timeout_ms=int(self._poll_timeout() * 1000), max_records=500)
+                async with self._step_lock:
+                    if self.pipeline is not None:
+                        await self._step(batches)
+                if time.monotonic() >= next_report:
+                    self.report()
+                    next_report = time.monotonic() + 30.0
+            await self._drain(SHUTDOWN_GRACE_S)
+            async with self._step_lock:
+                await self.release()
+        finally:
+            await self.consumer.stop()
+            await self.producer.stop()
+            await self.dispatcher.aclose()
+            self.report()
+
+    def _poll_timeout(self) -> float:
+        due = self.pipeline.next_flush_at() if self.pipeline is not None else None
+        return 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
+
+    async def take_over(self, assigned: set[TopicPartition]) -> None:
+        """The group gave this member the anomalies' partitions: restore the state and resume."""
+        tps = sorted(tp for tp in assigned if tp.topic == self.settings.anomalies_topic)
+        self.holding = bool(tps)
+        if not tps:
+            return
+        async with self._step_lock:
+            state = await self._load_state()
+            pipeline = AlertPipeline(self.config, self.silences)
+            if state.pipeline is not None:
+                pipeline.restore(state.pipeline)
+            if self.slack is not None:
+                self.slack.threads = {}
+                self.slack.restore(state.slack)
+            self.pipeline, self.outbox, self.offsets = pipeline, state.outbox, dict(state.offsets)
+            for tp in tps:
+                if tp.partition in self.offsets:
+                    self.consumer.seek(tp, self.offsets[tp.partition])
+            log.info(
+                "alerter took %s: %d open groups, %d notifications in the outbox, offsets %s",
+                self.settings.anomalies_topic,
+                len(pipeline.groups),
+                len(self.outbox),
+                self.offsets,
+            )
+            self._kick()
+
+    async def release(self) -> None:
+        """Partitions revoked (or shutting down): stop delivering, write the state, commit."""
+        if self.pipeline is None:
+            return
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+        try:
+            await self.persist()
+            await self._commit()
+        except KafkaError as exc:
+            log.warning("state not written at hand-over (%s): the next owner resumes from the last one", exc)
+        self.pipeline, self.outbox, self.offsets = None, Outbox(), {}
+
+    async def _drain(self, grace_s: float) -> None:
+        pending = [t for t in self._tasks.values() if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace_s)
+
+    # -- intake -------------------------------------------------------------------------------------
+    async def _step(self, batches: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+        assert self.pipeline is not None
+        now = time.time()
+        took = False
+        assigned = self.consumer.assignment()
+        for tp, records in batches.items():
+            if tp not in assigned:
+                continue
+            for record in records:
+                await self._take(self.pipeline, record, now)
+                self.offsets[tp.partition] = record.offset + 1
+                took = True
+        for tp in assigned:  # a partition not read yet: commit where it stands, so the group's lag is known
+            if tp.partition not in self.offsets and tp.topic == self.settings.anomalies_topic:
+                self.offsets[tp.partition] = await self.consumer.position(tp)
+                took = True
+        due = self.pipeline.flush(now)
+        self.outbox.add(due)
+        self.stats["notifications"] += len(due)
+        if took or due:
+            await self.persist()  # the outbox is durable before the offsets move
+            await self._commit()
+        self._kick()
+
+    async def _take(self, pipeline: AlertPipeline, record: ConsumerRecord, now: float) -> None:
+        self.stats["anomalies"] += 1
+        try:
+            anomaly = Anomaly.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "<record>"
+            await self._dead_intake(record, f"not a burnguard.anomaly/1: {where}: {first['msg']}")
+            return
+        try:
+            pipeline.ingest(anomaly, now)
+        except Exception as exc:  # a pipeline bug must not stop alerting on everything else
+            log.exception(
+                "anomaly %s at %s/%d@%d failed in the alert pipeline",
+                anomaly.anomaly_id,
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            await self._dead_intake(record, f"alert pipeline error: {type(exc).__name__}: {exc}"[:500])
+
+    async def _dead_intake(self, record: ConsumerRecord, error: str) -> None:
+        key, value = _intake_dead_letter(record.value, error, record.topic, record.partition, record.offset)
+        await self.producer.send_and_wait(self.settings.alerts_dlq_topic, key=key, value=value)
+        self._count_dead(f"{record.topic}/{record.partition}@{record.offset}", "intake", error)
+
+    def _count_dead(self, what: str, channel: str, error: str) -> None:
+        self.stats["dead_letters"] += 1
+        count = self.stats["dead_letters"]
+        if count <= 100 or count % 1000 == 0:
+            log.warning("alert dead letter #%d: %s (%s): %s", count, what, channel, error[:300])
+
+    # -- delivery -----------------------------------------------------------------------------------
+    def _kick(self) -> None:
+        """A delivery task for every group with something in the outbox and no task running."""
+        for key in self.outbox.groups():
+            task = self._tasks.get(key)
+            if task is None or task.done():
+                self._tasks[key] = asyncio.create_task(self._deliver_group(key), name=f"deliver {key}")
+
+    async def _deliver_group(self, key: str) -> None:
+        try:
+            while (entry := self.outbox.first(key)) is not None:
+                n = entry.notification
+                if n.receiver not in self.dispatcher.receivers:  # removed from the config since
+                    await self._dead_delivery(n, "none", DeliveryOutcome("permanent", 0, "unknown receiver"))
+                    self.outbox.remove(n.notification_id)
+                    continue
+                (report,) = await self.dispatcher.deliver([n])
+                for channel in report.failed_channels:
+                    outcome = report.outcomes[channel]
+                    await self._dead_delivery(n, channel, outcome)
+                    entry.done[channel] = outcome.result
+                self.outbox.remove(n.notification_id)
+                self.stats["delivered" if report.delivered else "failed"] += 1
+                await self.persist_quietly()
+        except Exception:  # a Kafka error writing a dead letter: the next kick tries the group again
+            log.exception("delivery of group %s stopped; it resumes on the next intake step", key)
+            await asyncio.sleep(1.0)
+
+    async def _dead_delivery(self, n: Notification, channel: str, outcome: DeliveryOutcome) -> None:
+        key, value = delivery_dead_letter(n, channel, outcome)
+        await self.producer.send_and_wait(self.settings.alerts_dlq_topic, key=key, value=value)
+        self._count_dead(
+            f"notification {n.notification_id} to {n.receiver}", channel, f"{outcome.result}: {outcome.error}"
+        )
+
+    # -- state --------------------------------------------------------------------------------------
+    async def persist(self) -> None:
+        """Write the state record and wait for the broker's acknowledgement."""
+        async with self._write_lock:
+            if self.pipeline is None:
+                return
+            slack = self.slack.snapshot() if self.slack is not None else {}
+            value = encode_state(self.pipeline.snapshot(), slack, self.outbox, self.offsets)
+            await self.producer.send_and_wait(self.settings.alerts_state_topic, key=self.group_id.encode(), value=value)
+            self.stats["state_writes"] += 1
+
+    async def persist_quietly(self) -> None:
+        try:
+            await self.persist()
+        except KafkaError as exc:  # the next write carries it; meanwhile a crash repeats this delivery
+            log.warning("alerter state not written: %s: %s", type(exc).__name__, exc)
+
+    async def _commit(self) -> None:
+        topic = self.settings.anomalies_topic
+        assigned = self.consumer.assignment()
+        offsets = {TopicPartition(topic, p): o for p, o in self.offsets.items() if TopicPartition(topic, p) in assigned}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:  # rebalanced: the state record, not the commit, is what resumes
+            log.info("commit skipped: %s", exc)
+
+    async def _load_state(self) -> AlerterSnapshot:
+        """The group's latest state record from the compacted state topic (read to its end)."""
+        tp = TopicPartition(self.settings.alerts_state_topic, 0)
+        reader = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_bytes=MAX_STATE_BYTES * 2,
+            max_partition_fetch_bytes=MAX_STATE_BYTES,
+            **self._kafka,
+        )
+        await reader.start()
+        latest: bytes | None = None
+        key = self.group_id.encode()
+        try:
+            reader.assign([tp])
+            await reader.seek_to_beginning(tp)
+            end = (await reader.end_offsets([tp]))[tp]
+            while await reader.position(tp) < end:
+                for records in (await reader.getmany(tp, timeout_ms=1000)).values():
+                    for record in records:
+                        if record.key == key:
+                            latest = record.value
+        finally:
+            await reader.stop()
+        return decode_state(latest)
+
+    def report(self) -> None:
+        s = self.stats
+        log.info(
+            "alerter: %d anomalies taken in, %d notifications released, %d delivered, %d failed, "
+            "%d alert dead letters, %d in the outbox, %d state writes; pipeline %s",
+            s["anomalies"],
+            s["notifications"],
+            s["delivered"],
+            s["failed"],
+            s["dead_letters"],
+            len(self.outbox),
+            s["state_writes"],
+            dict(self.pipeline.stats) if self.pipeline is not None else {},
+        )

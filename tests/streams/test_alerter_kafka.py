@@ -21,7 +21,15 @@ from tests.streams.alerter_fixtures import (
     state_of,
     triggers_by_key,
 )
-from tests.streams.conftest import Names, produce, wait_drained, wait_until
+from tests.streams.conftest import (
+    Names,
+    produce,
+    produce_events,
+    read_until,
+    wait_drained,
+    wait_until,
+)
+from tests.streams.test_pipeline_kafka import CONFIG, workload
 
 pytestmark = pytest.mark.kafka
 __all__ = ["channels", "start_alerter"]  # fixtures
@@ -197,3 +205,40 @@ async def test_a_permanent_failure_lands_on_the_alerts_dlq_and_is_counted(
     assert len(await dead_letters(names)) == 3  # the billing page is refused too
     assert "alert dead letter #3" in log and ", 3 alert dead letters," in log  # logged and counted
     assert unknown_key not in log and "SLACKSECRET" not in log
+
+
+async def test_detection_does_not_wait_on_a_hanging_slack(
+    names: Names, channels: Channels, start_alerter: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    config = tmp_path / "burnguard.yaml"
+    config.write_text(CONFIG)
+    # the over-budget task never finishes: its anomaly stays firing (one resolved within group_wait
+    # would rightly never be notified)
+    events = [e for e in workload() if not (e["task_id"] == "over" and e["kind"] == "task_finished")]
+    await names.create_topics()
+    channels.slack.outage(Answer(hang=True))
+    alerter = start_alerter(alerter_env(names, channels.config(tmp_path / "alerting.yaml", group_wait="1s")))
+    worker = start_worker(names.env(), ["--config", str(config)])
+    await produce_events(names.bootstrap, names.events, events)
+
+    def killed(records: list[Any]) -> bool:
+        return any(b'"action":"kill"' in r.value for r in records)
+
+    await read_until(names.bootstrap, names.anomalies, killed, timeout_s=120, worker=worker)
+    await wait_drained(names.bootstrap, names.app_id, [names.events, names.internal], 120, [worker])
+
+    async def slack_hanging() -> bool:
+        return len(channels.slack.requests) >= 1
+
+    await wait_until(slack_hanging, "the alerter trying Slack", 60, [alerter])
+    # every event detected and every anomaly published while Slack has answered nothing
+    assert channels.slack.messages == []
+    assert len(channels.pd.events) >= 1  # the other channel did not wait for Slack either
+
+    channels.slack.outage(None)
+
+    async def posted() -> bool:
+        return len(channels.slack.top_level) == 1
+
+    await wait_until(posted, "the Slack message once Slack answers", 90, [alerter])
+    channels.assert_well_formed()

@@ -11,7 +11,7 @@ from rich.table import Table
 from alerting.config import ReceiverConfig
 from alerting.notifier import Notification
 from alerting.pagerduty import pagerduty_severity
-from alerting.render import action_line, format_value, link_lines, scope_line, title, top_lines
+from alerting.render import action_line, format_value, headline, link_lines, scope_line, title, top_lines
 from schemas.anomaly import AnomalyStatus
 
 __all__ = ["ConsoleReceiver", "render_notification"]
@@ -26,7 +26,7 @@ def render_notification(n: Notification, links: dict[str, str] | None = None) ->
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    grid.add_row("summary", ("resolved: " if resolved else "") + lead.summary)
+    grid.add_row("summary", headline(n))
     grid.add_row(
         "observed",
         f"{format_value(lead.observed, lead.unit)} ({lead.metric}); expected {format_value(lead.expected, lead.unit)},"

@@ -9,7 +9,16 @@ from __future__ import annotations
 from alerting.notifier import Notification
 from schemas.anomaly import SCOPE_KEYS, Action, Anomaly, AnomalyStatus
 
-__all__ = ["action_line", "approve_command", "format_value", "link_lines", "scope_line", "title", "top_lines"]
+__all__ = [
+    "action_line",
+    "approve_command",
+    "format_value",
+    "headline",
+    "link_lines",
+    "scope_line",
+    "title",
+    "top_lines",
+]
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -35,7 +44,10 @@ def approve_command(anomaly: Anomaly) -> str:
 
 
 def action_line(anomaly: Anomaly) -> str:
-    """What burnguard did: alerted, proposed a kill (with the exact approve command), or killed."""
+    """What burnguard did: alerted, proposed a kill (with the exact approve command), or killed;
+    nothing more once it resolved (a resolved anomaly carries ``action: none``, not observe-only)."""
+    if anomaly.status is AnomalyStatus.RESOLVED:
+        return "none: resolved"
     if anomaly.action is Action.KILL:
         return f"killed: the {anomaly.evidence.get('kill_scope', 'task')} was halted by burnguard"
     if anomaly.evidence.get("kill_proposed"):
@@ -58,9 +70,31 @@ def top_lines(anomaly: Anomaly, n: int = 5) -> list[tuple[str, float]]:
     return sorted(pairs, key=lambda kv: -kv[1])[:n]
 
 
+def headline(notification: Notification) -> str:
+    """The lead's summary, marked resolved once the group has resolved (the engine's resolved
+    summaries already say ``Resolved: …``: not twice)."""
+    summary = notification.lead.summary
+    if notification.status is AnomalyStatus.RESOLVED and not summary.lower().startswith("resolved"):
+        return f"resolved: {summary}"
+    return summary
+
+
+def _where(notification: Notification) -> str:
+    """The most specific scope the group or its lead names: a workflow, else a team, else a tenant."""
+    lead = notification.lead
+    workflow = notification.group_labels.get("workflow") or lead.scope.get("workflow")
+    if workflow:
+        return workflow
+    for name in ("team", "tenant"):
+        value = notification.group_labels.get(name) or lead.scope.get(name)
+        if value:
+            return f"{name} {value}"
+    return "all"
+
+
 def title(notification: Notification) -> str:
     lead = notification.lead
-    where = notification.group_labels.get("workflow") or lead.scope.get("workflow", "")
+    where = _where(notification)
     resolved = notification.status is AnomalyStatus.RESOLVED
     state = "RESOLVED" if resolved else notification.severity.value.upper()
     count = len(notification.firing) if notification.firing else len(notification.resolved)

@@ -17,7 +17,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from alerting.config import ReceiverConfig, SlackSettings
 from alerting.notifier import DeliveryError, Notification
 from alerting.ratelimit import KeyedRateLimiter
-from alerting.render import action_line, approve_command, format_value, link_lines, scope_line, title, top_lines
+from alerting.render import (
+    action_line,
+    approve_command,
+    format_value,
+    headline,
+    link_lines,
+    scope_line,
+    title,
+    top_lines,
+)
 from schemas.anomaly import Action, AnomalyStatus
 from schemas.timefmt import format_ts
 
@@ -37,9 +46,8 @@ def _section(text: str) -> dict[str, Any]:
 def slack_message(n: Notification, links: dict[str, str] | None = None) -> tuple[str, list[dict[str, Any]]]:
     """``(text, blocks)``: summary first, observed vs expected, budget lines, scope, action, links."""
     lead = n.lead
-    resolved = n.status is AnomalyStatus.RESOLVED
     head = title(n)
-    summary = f"resolved: {lead.summary}" if resolved else lead.summary
+    summary = headline(n)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
         _section(f"*{_esc(summary)}*"),
@@ -57,7 +65,7 @@ def slack_message(n: Notification, links: dict[str, str] | None = None) -> tuple
     if lines:
         blocks.append(_section("*Budget lines*\n" + "\n".join(f"• {_esc(k)}: ${v:,.2f}" for k, v in lines)))
     action = _esc(action_line(lead))
-    if lead.evidence.get("kill_proposed") and lead.action is not Action.KILL:
+    if lead.evidence.get("kill_proposed") and lead.action is not Action.KILL and n.status is AnomalyStatus.FIRING:
         action = f"kill proposed — approve with `{approve_command(lead)}`"
     blocks.append(_section(f"*Action*\n{action}"))
     blocks.append(

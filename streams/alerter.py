@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
@@ -79,7 +79,8 @@ class _Listener(ConsumerRebalanceListener):
         self.alerter = alerter
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.alerter.release()
+        async with self.alerter._step_lock:
+            await self.alerter.release()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.alerter.take_over(assigned)
@@ -142,9 +143,10 @@ class Alerter:
             next_report = time.monotonic() + 30.0
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=int(self._poll_timeout() * 1000), max_records=500)
+                positions = await self._unread_positions()  # outside the lock: a rebalance may need it
                 async with self._step_lock:
                     if self.pipeline is not None:
-                        await self._step(batches)
+                        await self._step(batches, positions)
                 if time.monotonic() >= next_report:
                     self.report()
                     next_report = time.monotonic() + 30.0
@@ -209,7 +211,21 @@ class Alerter:
             await asyncio.wait(pending, timeout=grace_s)
 
     # -- intake -------------------------------------------------------------------------------------
-    async def _step(self, batches: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _unread_positions(self) -> dict[int, int]:
+        """Where the partitions this member has not read from yet stand, to commit them too (so the
+        group's lag is known on every partition)."""
+        found: dict[int, int] = {}
+        if self.pipeline is None:
+            return found
+        for tp in self.consumer.assignment():
+            if tp.partition not in self.offsets and tp.topic == self.settings.anomalies_topic:
+                try:
+                    found[tp.partition] = await asyncio.wait_for(self.consumer.position(tp), 5.0)
+                except (IllegalStateError, TimeoutError):
+                    continue  # revoked meanwhile, or not known yet: the next step asks again
+        return found
+
+    async def _step(self, batches: Mapping[TopicPartition, list[ConsumerRecord]], positions: dict[int, int]) -> None:
         assert self.pipeline is not None
         now = time.time()
         took = False
@@ -221,9 +237,9 @@ class Alerter:
                 await self._take(self.pipeline, record, now)
                 self.offsets[tp.partition] = record.offset + 1
                 took = True
-        for tp in assigned:  # a partition not read yet: commit where it stands, so the group's lag is known
-            if tp.partition not in self.offsets and tp.topic == self.settings.anomalies_topic:
-                self.offsets[tp.partition] = await self.consumer.position(tp)
+        for partition, position in positions.items():
+            if partition not in self.offsets:
+                self.offsets[partition] = position
                 took = True
         due = self.pipeline.flush(now)
         self.outbox.add(due)
@@ -325,8 +341,8 @@ class Alerter:
             return
         try:
             await self.consumer.commit(offsets)
-        except CommitFailedError as exc:  # rebalanced: the state record, not the commit, is what resumes
-            log.info("commit skipped: %s", exc)
+        except KafkaError as exc:  # rebalancing: the state record, not the commit, is what resumes
+            log.info("commit skipped: %s: %s", type(exc).__name__, exc)
 
     async def _load_state(self) -> AlerterSnapshot:
         """The group's latest state record from the compacted state topic (read to its end)."""

@@ -23,6 +23,7 @@ from tests.streams.alerter_fixtures import (
 )
 from tests.streams.conftest import (
     Names,
+    group_assignment,
     produce,
     produce_events,
     read_until,
@@ -241,4 +242,42 @@ async def test_detection_does_not_wait_on_a_hanging_slack(
         return len(channels.slack.top_level) == 1
 
     await wait_until(posted, "the Slack message once Slack answers", 90, [alerter])
+    channels.assert_well_formed()
+
+
+async def test_a_standby_takes_nothing_until_the_active_one_dies_then_pages_nothing_twice(
+    names: Names, channels: Channels, start_alerter: Any, tmp_path: Path
+) -> None:
+    await names.create_topics()
+    env = alerter_env(names, channels.config(tmp_path / "alerting.yaml", group_wait="1s"))
+    group = f"{names.app_id}-alerter"
+    active = start_alerter(env)
+    support = storm("support", 2)
+    await produce_anomalies(names, support)
+
+    async def paged() -> bool:
+        return len(channels.pd.events) == 1 and len(channels.slack.messages) == 1 and await _outbox_empty(names)
+
+    await wait_until(paged, "the support group paged and posted", 60, [active])
+    standby = start_alerter(env)
+
+    async def two_members() -> list[dict[str, set[int]]] | None:
+        members = await group_assignment(names.bootstrap, group, [names.anomalies])
+        return members if members is not None and len(members) == 2 else None
+
+    members = await wait_until(two_members, "both alerters in the group", 60, [active, standby])
+    assert sorted(len(m[names.anomalies]) for m in members) == [0, 3]  # one active member holds everything
+    assert "alerter took" not in standby.tail(200)
+
+    active.kill()
+    billing = storm("billing", 2)
+    await produce_anomalies(names, support + billing)
+
+    async def delivered() -> bool:
+        return len(triggers_by_key(channels.pd)) == 2 and len(channels.slack.top_level) == 2
+
+    await wait_until(delivered, "the standby took over and delivered the new group", 120, [standby])
+    assert "alerter took" in standby.tail(200)
+    assert sorted(triggers_by_key(channels.pd).values()) == [1, 1]
+    assert len(channels.slack.messages) == 2
     channels.assert_well_formed()

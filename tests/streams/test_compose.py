@@ -27,9 +27,10 @@ def _script_settings() -> dict[str, str]:
     return dict(line.split("=", 1) for line in block.splitlines() if "=" in line and not line.startswith("#"))
 
 
-def test_the_three_services_exist() -> None:
-    assert set(SERVICES) == {"kafka", "worker", "simulator"}
-    assert SERVICES["worker"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+def test_the_services_exist() -> None:
+    assert set(SERVICES) == {"kafka", "worker", "alerter", "simulator"}
+    for name in ("worker", "alerter"):
+        assert SERVICES[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
 def test_the_broker_image_is_the_version_the_pom_fetches() -> None:
@@ -68,7 +69,7 @@ def test_ports_are_published_on_loopback_only() -> None:
 
 def test_commands_and_options_exist_in_the_cli() -> None:
     cli = get_command(app)
-    for name in ("worker", "simulator"):
+    for name in ("worker", "alerter", "simulator"):
         words = SERVICES[name]["command"]
         command = cli.commands[words[0]]  # type: ignore[attr-defined]
         known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
@@ -79,8 +80,8 @@ def test_commands_and_options_exist_in_the_cli() -> None:
 
 def test_burnguard_settings_named_are_read_by_the_worker() -> None:
     source = (REPO / "streams" / "settings.py").read_text()
-    for name in ("worker", "simulator"):
-        for key in SERVICES[name].get("environment", {}):
+    for name in ("worker", "alerter", "simulator"):
+        for key in SERVICES[name].get("environment") or {}:
             assert key.startswith("BURNGUARD_")
             assert f'"{key.removeprefix("BURNGUARD_")}"' in source, f"{key} is not a setting"
     env = {k: str(v) for k, v in SERVICES["worker"]["environment"].items()}
@@ -90,6 +91,6 @@ def test_burnguard_settings_named_are_read_by_the_worker() -> None:
 
 def test_the_image_copies_every_package() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    for package in ("schemas", "detectors", "streams", "burnguard"):
+    for package in ("schemas", "detectors", "alerting", "streams", "burnguard"):
         assert f"COPY {package} ./{package}" in dockerfile
         assert Path(REPO / package / "__init__.py").exists()

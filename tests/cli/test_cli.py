@@ -109,3 +109,11 @@ def test_demo_shows_what_would_be_sent_to_slack_and_pagerduty() -> None:
     assert "would send" in result.output and "PagerDuty trigger" in result.output
     sent = int(result.output.split(" notifications would have been sent")[0].rsplit(maxsplit=1)[-1])
     assert 5 <= sent <= 100
+
+
+def test_alerter_refuses_a_bad_alerting_config_from_the_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "alerting.yaml"
+    cfg.write_text("route: {receiver: nobody}\nreceivers: [{name: oncall, slack: {channel: '#oncall'}}]\n")
+    result = runner.invoke(app, ["alerter"], env={"BURNGUARD_ALERTING_CONFIG": str(cfg)})
+    assert result.exit_code == 2, result.output
+    assert "unknown receiver 'nobody'" in result.output

@@ -83,7 +83,10 @@ class _Listener(ConsumerRebalanceListener):
             await self.alerter.release()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.alerter.take_over(assigned)
+        try:
+            await self.alerter.take_over(assigned)
+        except Exception as exc:  # aiokafka would only log it: holding partitions without state must stop
+            self.alerter.fatal = exc
 
 
 class Alerter:
@@ -113,6 +116,7 @@ class Alerter:
         self.offsets: dict[int, int] = {}
         self.stats: Counter[str] = Counter()
         self.holding = False
+        self.fatal: BaseException | None = None  # a take-over that failed: the run stops with it
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._step_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
@@ -142,6 +146,8 @@ class Alerter:
             self.consumer.subscribe([self.settings.anomalies_topic], listener=_Listener(self))
             next_report = time.monotonic() + 30.0
             while not stop.is_set():
+                if self.fatal is not None:
+                    raise RuntimeError(f"alerter could not take over: {self.fatal}") from self.fatal
                 batches = await self.consumer.getmany(timeout_ms=int(self._poll_timeout() * 1000), max_records=500)
                 positions = await self._unread_positions()  # outside the lock: a rebalance may need it
                 async with self._step_lock:

@@ -281,3 +281,21 @@ async def test_a_standby_takes_nothing_until_the_active_one_dies_then_pages_noth
     assert sorted(triggers_by_key(channels.pd).values()) == [1, 1]
     assert len(channels.slack.messages) == 2
     channels.assert_well_formed()
+
+
+async def test_an_unreadable_state_record_stops_the_alerter_rather_than_paging_everything_again(
+    names: Names, channels: Channels, start_alerter: Any, tmp_path: Path
+) -> None:
+    await names.create_topics()
+    key = f"{names.app_id}-alerter".encode()
+    await produce(names.bootstrap, names.alerts_state, [(key, b'{"schema": "burnguard.alerter_state/9"}')])
+    alerter = start_alerter(alerter_env(names, channels.config(tmp_path / "alerting.yaml")))
+    await produce_anomalies(names, storm("support", 1))
+
+    async def exited() -> bool:
+        return not alerter.alive()
+
+    await wait_until(exited, "the alerter to stop", 60)
+    assert alerter.proc.returncode != 0
+    assert "could not take over" in alerter.tail(60) and "burnguard.alerter_state/9" in alerter.tail(60)
+    assert channels.pd.requests == [] and channels.slack.requests == []

@@ -1,0 +1,112 @@
+"""The alerting stage's durable records without a broker: the state record, the outbox, dead letters."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from alerting.config import AlertingConfig
+from alerting.pipeline import AlertPipeline
+from alerting.retry import DeliveryOutcome
+from alerting.testing.anomalies import T0, make_anomaly
+from streams.alert_state import (
+    ALERT_DEAD_LETTER_SCHEMA,
+    Outbox,
+    decode_state,
+    delivery_dead_letter,
+    encode_state,
+    intake_dead_letter,
+)
+from streams.settings import SettingsError, StreamSettings
+from streams.topics import topic_specs
+
+
+def _pipeline_with_one_notification() -> tuple[AlertPipeline, Outbox]:
+    pipeline = AlertPipeline(AlertingConfig.model_validate({"route": {"receiver": "console", "group_wait": 0}}))
+    outbox = Outbox()
+    outbox.add(pipeline.process(make_anomaly(severity="critical"), now=T0))
+    return pipeline, outbox
+
+
+def test_the_state_record_round_trips_and_restores_a_pipeline_that_pages_nothing_again() -> None:
+    pipeline, outbox = _pipeline_with_one_notification()
+    (entry,) = outbox.entries.values()
+    outbox.mark(entry.notification.notification_id, "pagerduty", "delivered")
+    raw = encode_state(pipeline.snapshot(), {"threads": {"k|#c": {"channel": "C1", "ts": "1.2"}}}, outbox, {2: 7})
+
+    state = decode_state(raw)
+    assert state.offsets == {2: 7} and state.slack["threads"]["k|#c"]["ts"] == "1.2"
+    (restored_entry,) = state.outbox.entries.values()
+    assert restored_entry.notification == entry.notification and restored_entry.done == {"pagerduty": "delivered"}
+    restarted = AlertPipeline(pipeline.config)
+    assert state.pipeline is not None
+    restarted.restore(state.pipeline)
+    assert restarted.process(make_anomaly(severity="critical"), now=T0 + 5) == []  # redelivered: a duplicate
+
+
+def test_no_record_is_an_empty_state_and_another_schema_is_refused() -> None:
+    empty = decode_state(None)
+    assert empty.pipeline is None and len(empty.outbox) == 0 and empty.offsets == {}
+    with pytest.raises(ValueError, match="alerter_state/2"):
+        decode_state(b'{"schema": "burnguard.alerter_state/2"}')
+
+
+def test_a_group_keeps_its_order_in_the_outbox() -> None:
+    pipeline = AlertPipeline(
+        AlertingConfig.model_validate({"route": {"receiver": "console", "group_wait": 0, "group_interval": 1}})
+    )
+    outbox = Outbox()
+    outbox.add(pipeline.process(make_anomaly(task="a", severity="critical"), now=T0))
+    outbox.add(pipeline.process(make_anomaly(task="b", severity="critical"), now=T0 + 2))
+    (key,) = outbox.groups()
+    first = outbox.first(key)
+    assert first is not None and first.notification.sequence == 0
+    outbox.remove(first.notification.notification_id)
+    second = outbox.first(key)
+    assert second is not None and second.notification.sequence == 1
+
+
+def test_dead_letters_carry_the_notification_receiver_channel_and_reason() -> None:
+    _, outbox = _pipeline_with_one_notification()
+    (entry,) = outbox.entries.values()
+    n = entry.notification
+    key, value = delivery_dead_letter(
+        n, "pagerduty", DeliveryOutcome("permanent", 1, "pagerduty trigger: HTTP 400", 400)
+    )
+    record = orjson.loads(value)
+    assert key == f"{n.notification_id}|pagerduty".encode()
+    assert record["schema"] == ALERT_DEAD_LETTER_SCHEMA
+    assert (record["reason"], record["channel"], record["receiver"], record["status"]) == (
+        "permanent",
+        "pagerduty",
+        "console",
+        400,
+    )
+    assert record["notification"]["dedup_key"] == n.dedup_key
+
+    key, value = intake_dead_letter(b"{oops", "not a burnguard.anomaly/1", "burnguard.anomalies", 1, 9, now=0.0)
+    record = orjson.loads(value)
+    assert key == b"burnguard.anomalies/1@9" and record["reason"] == "intake"
+    assert base64.b64decode(record["value_b64"]) == b"{oops" and record["failed_at"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_the_alerting_topics_are_settings_and_the_state_topic_is_compacted() -> None:
+    settings = StreamSettings.from_env(
+        {
+            "BURNGUARD_ALERTS_DLQ_TOPIC": "a-dlq",
+            "BURNGUARD_ALERTS_STATE_TOPIC": "a-state",
+            "BURNGUARD_ALERTING_CONFIG": "alerting.yaml",
+        }
+    )
+    assert (settings.alerts_dlq_topic, settings.alerts_state_topic, settings.alerting_config_file) == (
+        "a-dlq",
+        "a-state",
+        "alerting.yaml",
+    )
+    specs = {s.name: s for s in topic_specs(settings)}
+    assert specs["a-state"].config["cleanup.policy"] == "compact" and specs["a-state"].partitions == 1
+    assert specs["a-dlq"].config["cleanup.policy"] == "delete"
+    with pytest.raises(SettingsError, match="must differ"):
+        StreamSettings.from_env({"BURNGUARD_ALERTS_DLQ_TOPIC": "burnguard.dlq"})

@@ -120,6 +120,8 @@ class Alerter:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._step_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
+        self._changes = 0  # persist() calls so far, and how many of them the last write covered
+        self._written = 0
         self._kafka = settings.aiokafka_kwargs()
         self.producer = AIOKafkaProducer(
             acks="all",
@@ -324,13 +326,21 @@ class Alerter:
 
     # -- state --------------------------------------------------------------------------------------
     async def persist(self) -> None:
-        """Write the state record and wait for the broker's acknowledgement."""
+        """Write the state record and wait for the broker's acknowledgement.
+
+        A group commit: callers that arrive while a write is in flight share the next one, which
+        snapshots everything they changed, so many deliveries cost one round trip, not one each.
+        """
+        self._changes += 1
+        mine = self._changes
         async with self._write_lock:
-            if self.pipeline is None:
-                return
+            if self._written >= mine or self.pipeline is None:
+                return  # a write that began after this caller's change has covered it
+            covers = self._changes
             slack = self.slack.snapshot() if self.slack is not None else {}
             value = encode_state(self.pipeline.snapshot(), slack, self.outbox, self.offsets)
             await self.producer.send_and_wait(self.settings.alerts_state_topic, key=self.group_id.encode(), value=value)
+            self._written = covers
             self.stats["state_writes"] += 1
 
     async def persist_quietly(self) -> None:

@@ -3,6 +3,7 @@ that points at them, ``burnguard alerter`` as a subprocess, and readers of what 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,13 +13,14 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from alerting.testing.pagerduty_server import PagerDutyServer
 from alerting.testing.slack_server import SlackServer
 from schemas.anomaly import Anomaly
 from streams.alert_state import decode_state
 from tests.alerting.conftest import PD_KEY, SLACK_TOKEN
-from tests.streams.conftest import BURNGUARD, REPO, Names, WorkerProcess, produce, read_all
+from tests.streams.conftest import BURNGUARD, REPO, Names, WorkerProcess, read_all
 
 __all__ = ["AlerterProcess", "Channels", "alerter_env", "produce_anomalies", "state_of", "triggers_by_key"]
 
@@ -106,7 +108,15 @@ def start_alerter(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Alerter
 
 
 async def produce_anomalies(names: Names, anomalies: list[Anomaly]) -> None:
-    await produce(names.bootstrap, names.anomalies, [(a.anomaly_id.encode(), a.to_json()) for a in anomalies])
+    """Keyed by anomaly id as the detect stage sends them, all handed over at once (a storm arrives
+    together, well within any group_wait here), then flushed and acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=names.bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        sent = [await producer.send(names.anomalies, key=a.anomaly_id.encode(), value=a.to_json()) for a in anomalies]
+        await asyncio.gather(*sent)  # each acknowledged, or its error raised here
+    finally:
+        await producer.stop()
 
 
 def triggers_by_key(pd: PagerDutyServer, action: str = "trigger") -> Counter[str]:

@@ -3,6 +3,8 @@ slack-sdk and pagerduty clients to the local Slack and PagerDuty (TLS) servers."
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tests.streams.alerter_fixtures import (
     triggers_by_key,
 )
 from tests.streams.conftest import (
+    BURNGUARD,
     Names,
     group_assignment,
     produce,
@@ -299,3 +302,30 @@ async def test_an_unreadable_state_record_stops_the_alerter_rather_than_paging_e
     assert alerter.proc.returncode != 0
     assert "could not take over" in alerter.tail(60) and "burnguard.alerter_state/9" in alerter.tail(60)
     assert channels.pd.requests == [] and channels.slack.requests == []
+
+
+async def test_a_silence_added_with_the_cli_mutes_its_group_and_nothing_else(
+    names: Names, channels: Channels, start_alerter: Any, tmp_path: Path
+) -> None:
+    await names.create_topics()
+    silences = tmp_path / "silences.json"
+    subprocess.run(
+        [str(BURNGUARD), "silence", "add", "--match", "workflow=support", "--duration", "1h", "--file", str(silences)],
+        check=True,
+        capture_output=True,
+    )
+    config = channels.config(tmp_path / "alerting.yaml")
+    alerter = start_alerter(alerter_env(names, config, BURNGUARD_SILENCES=str(silences)))
+    await produce_anomalies(names, storm("support", 2) + storm("billing", 1))
+
+    async def both_evaluated() -> bool:  # a group's first tick moves its timer from group_wait to group_interval
+        state = await state_of(names)
+        groups = state.pipeline["groups"] if state is not None and state.pipeline else []
+        return len(groups) == 2 and all(g["next_flush"] > time.time() + 600 for g in groups) and not state.outbox
+
+    await wait_until(both_evaluated, "both groups evaluated", 60, [alerter])
+    await wait_until(lambda: _outbox_empty(names), "the outbox emptied", 60, [alerter])
+    (event,) = channels.pd.events
+    assert "workflow=billing" in event["payload"]["custom_details"]["scope"]
+    (message,) = channels.slack.messages
+    assert "billing" in message["text"] and "support" not in message["text"]

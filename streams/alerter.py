@@ -61,8 +61,8 @@ from streams.alert_state import (
     decode_state,
     delivery_dead_letter,
     encode_state,
+    intake_dead_letter,
 )
-from streams.alert_state import intake_dead_letter as _intake_dead_letter
 from streams.assignor import one_active_assignor
 from streams.settings import StreamSettings
 
@@ -279,7 +279,7 @@ class Alerter:
             await self._dead_intake(record, f"alert pipeline error: {type(exc).__name__}: {exc}"[:500])
 
     async def _dead_intake(self, record: ConsumerRecord, error: str) -> None:
-        key, value = _intake_dead_letter(record.value, error, record.topic, record.partition, record.offset)
+        key, value = intake_dead_letter(record.value, error, record.topic, record.partition, record.offset)
         await self.producer.send_and_wait(self.settings.alerts_dlq_topic, key=key, value=value)
         self._count_dead(f"{record.topic}/{record.partition}@{record.offset}", "intake", error)
 

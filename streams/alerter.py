@@ -19,13 +19,11 @@ The order of writes is what makes it at least once without paging twice:
    again; a notification leaves the outbox once every channel has delivered it or failed
    permanently, and a permanent failure is first written to the alerts DLQ and counted.
 
-A restart (or the member that takes over) reads the state record, restores the pipeline (dedup, open
-groups and their timers), resumes the outbox (skipping channels already done) and seeks to the
-state's offsets. So an outage of minutes loses nothing (the retry stage keeps trying up to
-``retry.max_elapsed_s``, the outbox survives a crash), and an episode that was paged is not paged
-again: the pipeline remembers it, and PagerDuty's ``dedup_key`` is the episode's. The one window
-left is a channel answering and the process dying before the next state write: that one delivery
-is repeated (a PagerDuty trigger with the same ``dedup_key`` opens no new incident).
+A restart (or the member that takes over) restores the pipeline (dedup, open groups, timers) and the
+outbox (skipping channels already done) and seeks to the state's offsets: an outage of minutes loses
+nothing, and a paged episode is not paged again. The one window left is a channel answering and the
+process dying before the next state write: that delivery is repeated (a PagerDuty trigger with the
+same ``dedup_key`` opens no new incident).
 
 Grouping needs every anomaly in one place, so the group has **one active member**: the
 :func:`one_active_assignor` gives every partition to the member that held them (else to one), and
@@ -387,16 +385,13 @@ class Alerter:
         return decode_state(latest)
 
     def report(self) -> None:
-        s = self.stats
+        s, pipeline = self.stats, dict(self.pipeline.stats) if self.pipeline is not None else {}
+        counts = (s["anomalies"], s["notifications"], s["delivered"], s["failed"], s["dead_letters"])
         log.info(
             "alerter: %d anomalies taken in, %d notifications released, %d delivered, %d failed, "
             "%d alert dead letters, %d in the outbox, %d state writes; pipeline %s",
-            s["anomalies"],
-            s["notifications"],
-            s["delivered"],
-            s["failed"],
-            s["dead_letters"],
+            *counts,
             len(self.outbox),
             s["state_writes"],
-            dict(self.pipeline.stats) if self.pipeline is not None else {},
+            pipeline,
         )

@@ -40,7 +40,9 @@ def format_value(value: float | None, unit: str) -> str:
 
 
 def approve_command(anomaly: Anomaly) -> str:
-    return f"burnguard kill approve {anomaly.anomaly_id}"
+    """The command an operator runs to approve the kill this anomaly proposes: it names the
+    proposal's command id (``evidence.kill_command_id``, what ``burnguard kill list`` shows)."""
+    return f"burnguard kill approve {anomaly.evidence.get('kill_command_id') or anomaly.anomaly_id}"
 
 
 def action_line(anomaly: Anomaly) -> str:

@@ -185,6 +185,7 @@ def worker(
     BURNGUARD_KAFKA_SECURITY_PROTOCOL / _SASL_MECHANISM / _SASL_USERNAME / _SASL_PASSWORD[_FILE] / _SSL_CAFILE);
     options override them.
     """
+    from streams.killswitch_keys import KillKeysError, require_signing_key
     from streams.topics import BrokerUnreachable
     from streams.worker import run_worker
 
@@ -197,6 +198,11 @@ def worker(
         autonomy=autonomy.value if autonomy is not None else None,
     )
     cfg = load_or_exit(Path(settings.config_file) if settings.config_file else None)
+    try:
+        require_signing_key(cfg, settings.autonomy)
+    except KillKeysError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     try:
         run_worker(settings, cfg)
     except BrokerUnreachable as exc:

@@ -17,6 +17,7 @@ from detectors.base import Detector, Signal
 from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
 from detectors.episodes import EpisodeBook, decide_action
 from detectors.handover import EngineHandover, ScopeKey, _join
+from detectors.kill_policy import KillCooldowns, aim_kill
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
 from schemas.anomaly import Action, Anomaly, Severity
@@ -103,6 +104,7 @@ class Engine(EngineHandover):
         dedup_capacity = self.dedup_capacity
         self.stats = EngineStats()
         self.episodes = EpisodeBook(self.config.version, self.clock)
+        self.kill_cooldowns = KillCooldowns()
         self._tasks: dict[str, TaskState] = {}
         self._workflows: dict[ScopeKey, _WorkflowScope] = {}
         self._scope_detectors: dict[ScopeKey, Detector] = {}
@@ -243,9 +245,23 @@ class Engine(EngineHandover):
             return
         autonomy = self.autonomy or settings.policy.autonomy
         action, note = decide_action(sig, settings.policy, autonomy, bool(task and task.killed))
+        action, note = aim_kill(
+            sig.scope,
+            sig.ts,
+            settings.policy,
+            action,
+            note,
+            self.episodes.episode_id(sig),
+            self.kill_cooldowns,
+            agent=task.agent if task is not None else None,
+        )
         anomaly = self.episodes.fire(sig, action, note)
         if anomaly is None:
             return
+        target = note.get("kill_target")
+        if target is not None:
+            workflow = (sig.scope.get("tenant", "default"), sig.scope.get("team", ""), sig.scope.get("workflow", ""))
+            self.kill_cooldowns.start(workflow, target, sig.ts, settings.policy.kill_cooldown_s)
         if task is not None and sig.scope.get("root_task_id") == task.root_task_id:
             if task.alerted is None:
                 task.alerted = {}
@@ -277,6 +293,7 @@ class Engine(EngineHandover):
 
     def _tick(self, now: float, out: list[Anomaly]) -> None:
         ttl = self.config.task_ttl_s
+        self.kill_cooldowns.prune(now)
         for scope in list(self._workflows.values()):
             for det in scope.detectors:
                 for sig in det.on_tick(now, scope.tasks.values()):

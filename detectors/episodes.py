@@ -61,6 +61,11 @@ class EpisodeBook:
     def key(signal: Signal) -> EpisodeKey:
         return signal.detector, tuple(sorted(signal.scope.items()))
 
+    def episode_id(self, signal: Signal) -> str:
+        """The id the signal's episode has, or will have when this signal opens it."""
+        current = self.open.get(self.key(signal))
+        return current.anomaly_id if current else anomaly_id_for(signal.detector, signal.scope, signal.ts)
+
     def fire(self, signal: Signal, action: Action, note: dict[str, Any]) -> Anomaly | None:
         """Open or escalate the signal's episode; ``None`` when it is already open at this severity."""
         key = self.key(signal)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from detectors.config import BurnguardConfig
     from detectors.engine import _WorkflowScope
     from detectors.episodes import EpisodeBook
+    from detectors.kill_policy import KillCooldowns
     from detectors.ledger import RecentIds
 
 __all__ = ["EngineHandover", "ScopeKey"]
@@ -32,6 +33,7 @@ class EngineHandover:
     # what the engine holds (declared here for the type checker; the engine sets them)
     config: BurnguardConfig
     episodes: EpisodeBook
+    kill_cooldowns: KillCooldowns
     max_ts: float
     _next_tick: float
     _tasks: dict[str, TaskState]
@@ -69,6 +71,7 @@ class EngineHandover:
             "seen": self._seen.snapshot(),
             "finished": self._finished.snapshot(),
             "unpriced": sorted(self._unpriced_models),
+            "kills": self.kill_cooldowns.snapshot(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -90,6 +93,7 @@ class EngineHandover:
         self._seen.restore(state["seen"])
         self._finished.restore(state["finished"])
         self._unpriced_models = set(state["unpriced"])
+        self.kill_cooldowns.restore(state.get("kills", {}))
 
     def snapshot_bytes(self) -> bytes:
         return orjson.dumps(self.snapshot())
@@ -121,6 +125,7 @@ class EngineHandover:
             "episodes": [
                 a.model_dump(mode="json", by_alias=True) for a in self.episodes.open.values() if _scope_key(a) == key
             ],
+            "kills": self.kill_cooldowns.snapshot(key),
         }
 
     def snapshot_shared(self, keep_ids: int | None = None) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from faust.types import TP
 
 from detectors.config import BurnguardConfig, load_config
 from streams.dlq import dead_letter
+from streams.killswitch_app import wire_killswitch
 from streams.ordering import WATERMARK_HEADER, parse_watermark, watermark_header
 from streams.pipeline import (
     SOURCE_HEADER,
@@ -346,5 +347,8 @@ def create_app(
             probe = probes.pop()
             await (probe.stop() if isinstance(probe, AIOKafkaConsumer) else probe.close())
 
+    # kill commands, proposals, acks and escalations (streams.killswitch_app)
+    anomalies = raw_topic(settings.anomalies_topic)
+    app.burnguard_kill = wire_killswitch(app, settings, config, raw_topic, anomalies)  # type: ignore[attr-defined]
     app.burnguard_pipeline = pipeline  # type: ignore[attr-defined]  # for the stats page and tests
     return app

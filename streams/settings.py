@@ -94,6 +94,17 @@ class StreamSettings:
     alerts_dlq_topic: str = "burnguard.alerts-dlq"
     alerts_state_topic: str = "burnguard.alerts-state"
     alerting_config_file: str | None = None
+    #: kill commands (CONTRACT §3), listeners' acks, approve-mode proposals (compacted), and the
+    #: internal topic that feeds the table of outstanding commands (all keyed by command id but the first)
+    killswitch_topic: str = "burnguard.killswitch"
+    kill_acks_topic: str = "burnguard.killswitch.acks"
+    kill_proposals_topic: str = "burnguard.kill-proposals"
+    kill_internal_topic: str = "burnguard.kill-commands-issued"
+    #: a command expires this long after it is issued; a proposal this long after it is made (seconds)
+    kill_expiry_s: float = 600.0
+    kill_proposal_ttl_s: float = 3_600.0
+    #: a command no listener has acknowledged this long after it was issued is escalated (seconds)
+    kill_ack_deadline_s: float = 30.0
     partitions: int = 8
     replication: int = 1
     retention_s: float = 7 * 86_400.0
@@ -161,6 +172,13 @@ class StreamSettings:
             "alerts_dlq_topic": _str(env, "ALERTS_DLQ_TOPIC", d.alerts_dlq_topic),
             "alerts_state_topic": _str(env, "ALERTS_STATE_TOPIC", d.alerts_state_topic),
             "alerting_config_file": _str(env, "ALERTING_CONFIG", None),
+            "killswitch_topic": _str(env, "KILLSWITCH_TOPIC", d.killswitch_topic),
+            "kill_acks_topic": _str(env, "KILL_ACKS_TOPIC", d.kill_acks_topic),
+            "kill_proposals_topic": _str(env, "KILL_PROPOSALS_TOPIC", d.kill_proposals_topic),
+            "kill_internal_topic": _str(env, "KILL_INTERNAL_TOPIC", d.kill_internal_topic),
+            "kill_expiry_s": _float(env, "KILL_EXPIRY_S", d.kill_expiry_s),
+            "kill_proposal_ttl_s": _float(env, "KILL_PROPOSAL_TTL_S", d.kill_proposal_ttl_s),
+            "kill_ack_deadline_s": _float(env, "KILL_ACK_DEADLINE_S", d.kill_ack_deadline_s),
             "partitions": _int(env, "PARTITIONS", d.partitions, minimum=1),
             "replication": _int(env, "REPLICATION", d.replication, minimum=1),
             "retention_s": _float(env, "RETENTION_S", d.retention_s),
@@ -211,8 +229,12 @@ class StreamSettings:
             )
         topics = [self.events_topic, self.anomalies_topic, self.dlq_topic, self.summaries_topic, self.internal_topic,
                   self.alerts_dlq_topic, self.alerts_state_topic]
+        topics += [self.killswitch_topic, self.kill_acks_topic, self.kill_proposals_topic, self.kill_internal_topic]
         if len(set(topics)) != len(topics):
             raise SettingsError(f"topic names must differ: {topics}")
+        for name in ("kill_expiry_s", "kill_proposal_ttl_s", "kill_ack_deadline_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{_PREFIX}{name.upper()}={getattr(self, name)!r}: must be more than 0 seconds")
 
     @property
     def uses_ssl(self) -> bool:

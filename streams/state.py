@@ -128,6 +128,7 @@ def merge_snapshots(shared: dict[str, Any] | None, parts: Iterable[dict[str, Any
         "seen": [],
         "finished": [],
         "unpriced": [],
+        "kills": {},
     }
     if shared is not None:
         merged.update(shared)
@@ -138,6 +139,7 @@ def merge_snapshots(shared: dict[str, Any] | None, parts: Iterable[dict[str, Any
         merged["detectors"].update(part["detectors"])
         merged["tasks"].extend(part["tasks"])
         merged["episodes"].extend(part["episodes"])
+        merged["kills"].update(part.get("kills", {}))
     return merged
 
 

@@ -71,6 +71,13 @@ def topic_specs(settings: StreamSettings) -> list[TopicSpec]:
             settings.alerts_dlq_topic, 1, r, {**retention, "retention.ms": str(int(4 * settings.retention_s * 1000))}
         ),
         TopicSpec(settings.alerts_state_topic, 1, r, ALERTS_STATE_CONFIG),
+        # the kill switch: commands and acks as a log; the proposals compacted (the latest state of
+        # each command id); the internal topic feeds the outstanding-commands table, partitioned like
+        # the acks and the proposals (same key, same count) so one worker holds all of a command
+        TopicSpec(settings.killswitch_topic, p, r, dict(retention)),
+        TopicSpec(settings.kill_acks_topic, p, r, dict(retention)),
+        TopicSpec(settings.kill_proposals_topic, p, r, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.kill_internal_topic, p, r, dict(retention)),
     ]
 
 
@@ -103,13 +110,15 @@ async def ensure_topics(settings: StreamSettings, timeout_s: float = 20.0) -> di
                     raise RuntimeError(f"creating topic {name} failed: error {code} {rest}")
             log.info("created topics %s", ", ".join(s.name for s in missing))
         counts = await _partition_counts(admin, [s.name for s in specs], timeout_s)
-        internal = counts.get(settings.internal_topic)
-        if internal is not None and internal != settings.partitions:
-            raise RuntimeError(
-                f"topic {settings.internal_topic} has {internal} partitions, the settings say {settings.partitions}: "
-                "the worker's state is partitioned like it, so keep BURNGUARD_PARTITIONS equal to it "
-                "(or start a new app id with new topic names)"
-            )
+        keyed_alike = (settings.kill_internal_topic, settings.kill_acks_topic, settings.kill_proposals_topic)
+        for name in (settings.internal_topic, *keyed_alike):
+            internal = counts.get(name)
+            if internal is not None and internal != settings.partitions:
+                raise RuntimeError(
+                    f"topic {name} has {internal} partitions, the settings say {settings.partitions}: "
+                    "the worker's state is partitioned like it, so keep BURNGUARD_PARTITIONS equal to it "
+                    "(or start a new app id with new topic names)"
+                )
         return counts
     finally:
         await admin.close()

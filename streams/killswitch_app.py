@@ -1,0 +1,147 @@
+"""The kill switch's agents, table and timer in the worker's Faust app (logic: :mod:`streams.killswitch`).
+
+Topology (``P`` partitions each; every key but the commands' is the command id)::
+
+    burnguard.anomalies
+        └─ kill-issue: action kill ──▶ burnguard.killswitch (key = target id, signed, autonomous)
+                       │            └─▶ burnguard.kill-commands-issued (internal: the issued command)
+                       └ kill proposed ─▶ burnguard.kill-commands-issued (internal: the proposal)
+    burnguard.kill-commands-issued + burnguard.killswitch.acks + burnguard.kill-proposals
+        └─ kill-track: table kill-commands (changelog) ──▶ burnguard.kill-proposals (pending, once)
+                                                       └─▶ burnguard.anomalies (resolution with time to
+                                                           halt; kill_unacknowledged escalation)
+
+Outstanding commands live in the changelogged table, written through the internal topic by the
+partition that owns their command id, so a crash or a rebalance loses none: the next owner
+recovers the table and escalates what is still unacknowledged. The three tracked topics have the
+same key and partition count, so one worker sees a command's record, its decision and its ack;
+listeners must key acks by command id with Kafka's default partitioner (the SDK does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from detectors.config import BurnguardConfig
+from streams.killswitch import KillLoop, KillOutputs
+from streams.killswitch_keys import require_signing_key
+from streams.settings import StreamSettings
+from streams.topics import partition_for_key
+
+__all__ = ["KILL_TABLE", "wire_killswitch"]
+
+log = logging.getLogger("burnguard.killswitch")
+KILL_TABLE = "kill-commands"
+
+
+def wire_killswitch(
+    app: faust.App,
+    settings: StreamSettings,
+    config: BurnguardConfig,
+    raw_topic: Callable[[str], faust.TopicT],
+    anomalies: faust.TopicT,
+) -> KillLoop:
+    """Add the kill switch to ``app``. Raises :class:`~streams.killswitch_keys.KillKeysError` when a
+    workflow may be killed without approval (autonomy ``act``) and no kill key is set."""
+    keys = require_signing_key(config, settings.autonomy)
+    loop = KillLoop(
+        keys,
+        expiry_s=settings.kill_expiry_s,
+        proposal_ttl_s=settings.kill_proposal_ttl_s,
+        ack_deadline_s=settings.kill_ack_deadline_s,
+    )
+    commands = raw_topic(settings.killswitch_topic)
+    issued = raw_topic(settings.kill_internal_topic)
+    proposals = raw_topic(settings.kill_proposals_topic)
+    kinds = {
+        settings.kill_internal_topic: "internal",
+        settings.kill_acks_topic: "ack",
+        settings.kill_proposals_topic: "proposal",
+    }
+    tracked = app.topic(
+        *kinds,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    table = app.Table(
+        KILL_TABLE,
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        use_partitioner=True,  # also written by the deadline timer, outside any event
+        help="burnguard kill commands by command id: proposed, issued, escalated, halted (streams.killswitch)",
+    )
+
+    async def send(out: KillOutputs) -> None:
+        for key, value in out.commands:
+            await commands.send(key=key, value=value)
+        for key, value in out.internal:
+            await issued.send(key=key, value=value)
+        for key, value in out.proposals:
+            await proposals.send(key=key, value=value)
+        for key, value in out.anomalies:
+            await anomalies.send(key=key, value=value)
+
+    @app.agent(anomalies, name="kill-issue")
+    async def kill_issue(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                await send(loop.on_anomaly(event.message.value))
+            except Exception:  # one bad anomaly never stops the kill switch; it is logged with its place
+                msg = event.message
+                log.exception("kill-issue: error on the anomaly at %s/%d@%d", msg.topic, msg.partition, msg.offset)
+
+    @app.agent(tracked, name="kill-track")
+    async def kill_track(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            if msg.key is None:
+                loop.stats.invalid += 1
+                log.warning("%s@%d: a record without a key (the command id), ignored", msg.topic, msg.offset)
+                continue
+            try:
+                out = loop.on_record(kinds[msg.topic], msg.value, table.get(msg.key))  # type: ignore[arg-type]
+                if out.entry is not None:
+                    table[msg.key] = out.entry
+                await send(out)
+            except Exception:
+                log.exception("kill-track: error on the record at %s/%d@%d", msg.topic, msg.partition, msg.offset)
+
+    def owned() -> list[tuple[bytes, bytes]]:
+        mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.kill_internal_topic}
+        n = settings.partitions
+        return [(k, v) for k, v in list(table.items()) if v and partition_for_key(k, n) in mine]
+
+    keep_s = max(settings.kill_expiry_s, settings.kill_proposal_ttl_s) + settings.kill_ack_deadline_s + 3_600.0
+
+    @app.timer(min(1.0, settings.kill_ack_deadline_s / 4))
+    async def kill_deadlines() -> None:
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return  # the table is being rebuilt: the next tick sees it whole
+        try:
+            entries = owned()
+            for key, out in loop.overdue(entries):
+                table[key] = out.entry
+                await send(out)
+            for key in loop.finished(entries, keep_s):
+                del table[key]
+        except Exception as exc:  # a rebalance or a broker hiccup: the next tick tries again
+            log.warning("kill deadlines skipped: %s: %s", type(exc).__name__, exc)
+
+    @app.timer(30.0)
+    async def kill_report() -> None:
+        log.info("%s", loop.describe())
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as in streams.app
+    async def kill_report_at_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        log.info("%s", loop.describe())
+
+    return loop

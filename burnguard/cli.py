@@ -21,6 +21,7 @@ from rich.progress import (
 
 from burnguard.commands.admin import config_app, schema_app
 from burnguard.commands.common import BootstrapOption, ConfigOption, console, load_or_exit, stream_settings
+from burnguard.commands.kill import kill_app
 from burnguard.commands.silence import silence_app
 from detectors.config import Autonomy
 
@@ -31,6 +32,7 @@ app = typer.Typer(help="burnguard: stop AI agents from burning money.", no_args_
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 app.add_typer(silence_app, name="silence")
+app.add_typer(kill_app, name="kill")
 
 
 @app.command()

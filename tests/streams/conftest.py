@@ -39,6 +39,8 @@ from streams.topics import ensure_topics
 REPO = Path(__file__).resolve().parents[2]
 BURNGUARD = REPO / ".venv" / "bin" / "burnguard"
 PARTITIONS = 3
+#: the kill key of every test worker (a test of a worker without a key removes it)
+TEST_KILL_KEY = "test-kill-key-4f1c"
 T = TypeVar("T")
 
 
@@ -79,6 +81,22 @@ class Names:
     def alerts_state(self) -> str:
         return f"{self.app_id}-alerts-state"
 
+    @property
+    def killswitch(self) -> str:
+        return f"{self.app_id}-killswitch"
+
+    @property
+    def kill_acks(self) -> str:
+        return f"{self.app_id}-killswitch-acks"
+
+    @property
+    def kill_proposals(self) -> str:
+        return f"{self.app_id}-kill-proposals"
+
+    @property
+    def kill_internal(self) -> str:
+        return f"{self.app_id}-kill-issued"
+
     async def create_topics(self) -> None:
         """The topics as the worker creates them, so a test can produce before the worker is up."""
         await ensure_topics(StreamSettings.from_env(self.env()))
@@ -97,6 +115,11 @@ class Names:
                 "BURNGUARD_DLQ_TOPIC": self.dlq,
                 "BURNGUARD_ALERTS_DLQ_TOPIC": self.alerts_dlq,
                 "BURNGUARD_ALERTS_STATE_TOPIC": self.alerts_state,
+                "BURNGUARD_KILLSWITCH_TOPIC": self.killswitch,
+                "BURNGUARD_KILL_ACKS_TOPIC": self.kill_acks,
+                "BURNGUARD_KILL_PROPOSALS_TOPIC": self.kill_proposals,
+                "BURNGUARD_KILL_INTERNAL_TOPIC": self.kill_internal,
+                "BURNGUARD_KILL_KEYS": TEST_KILL_KEY,
                 "BURNGUARD_PARTITIONS": str(PARTITIONS),
                 "BURNGUARD_DATA_DIR": str(self.data_dir),
                 "BURNGUARD_WEB_ENABLED": "false",
@@ -387,7 +410,8 @@ async def wait_drained(
 
     async def caught_up() -> bool:
         committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-        return all(committed.get(tp) is not None and committed[tp].offset >= end for tp, end in ends.items())
+        # an empty partition has nothing to commit
+        return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
 
     try:
         await wait_until(caught_up, f"group {group} to commit {sorted(ends.items())}", timeout_s, workers)

@@ -1,0 +1,127 @@
+"""An operator's side of approve mode: read the pending proposals, approve or deny one.
+
+The proposals topic is compacted and keyed by command id: the latest record of an id is its state
+(``pending`` from the worker, then ``approved`` or ``denied`` from ``burnguard kill``). Approving
+signs the command with the first kill key (mode ``approved``, its own expiry from now), publishes
+it on the kill-switch topic, then records the decision; the worker reads the decision and tracks
+the command's ack like any other.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+from pydantic import ValidationError
+
+from schemas.killswitch import KillCommand, KillMode
+from schemas.timefmt import format_ts
+from streams.killswitch import KillProposal, ProposalStatus
+from streams.killswitch_keys import KillKeys
+from streams.settings import StreamSettings
+
+__all__ = ["DecisionError", "decide", "read_proposals"]
+
+
+class DecisionError(ValueError):
+    """The id cannot be decided (unknown, expired, already decided); the message says why."""
+
+
+async def read_proposals(settings: StreamSettings, timeout_s: float = 20.0) -> dict[str, KillProposal]:
+    """The latest record of every command id on the proposals topic, read to its current end."""
+    topic = settings.kill_proposals_topic
+    admin = AIOKafkaAdminClient(request_timeout_ms=int(timeout_s * 1000), **settings.aiokafka_kwargs())
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    tps = [TopicPartition(topic, p["partition"]) for d in described for p in d.get("partitions") or ()]
+    if not tps:
+        return {}  # no proposal was ever made (the worker creates the topic)
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000), **settings.aiokafka_kwargs()
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        latest: dict[str, KillProposal] = {}
+        deadline = time.monotonic() + timeout_s
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {settings.kill_proposals_topic} took more than {timeout_s:g}s")
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for record in batch:
+                    if record.value is None or record.offset >= ends[TopicPartition(record.topic, record.partition)]:
+                        continue
+                    try:
+                        proposal = KillProposal.model_validate_json(record.value)
+                    except ValidationError:
+                        continue  # not ours to judge here; the worker logs bad records
+                    latest[proposal.command_id] = proposal
+        return latest
+    finally:
+        await consumer.stop()
+
+
+def check_decidable(proposal: KillProposal | None, command_id: str, now: float) -> KillProposal:
+    """The proposal, or :class:`DecisionError` saying why it cannot be approved or denied now."""
+    if proposal is None:
+        raise DecisionError(f"no kill proposal {command_id} (see `burnguard kill list`)")
+    if proposal.status is not ProposalStatus.PENDING:
+        raise DecisionError(
+            f"kill proposal {command_id} was already {proposal.status.value} "
+            f"by {proposal.decided_by or 'someone'} at {format_ts(proposal.decided_at or proposal.proposed_at)}"
+        )
+    if now >= proposal.expires_at:
+        raise DecisionError(
+            f"kill proposal {command_id} expired at {format_ts(proposal.expires_at)}: the finding is too old "
+            "to act on; if the agent still runs, halt it by hand"
+        )
+    return proposal
+
+
+async def decide(
+    settings: StreamSettings,
+    command_id: str,
+    approve: bool,
+    by: str,
+    keys: KillKeys | None,
+    now: float | None = None,
+) -> KillProposal:
+    """Approve (sign and publish the command, then record the decision) or deny one pending proposal.
+
+    Raises :class:`DecisionError` for an unknown, expired or already decided id, or an approval
+    without a kill key."""
+    now = time.time() if now is None else now
+    proposal = check_decidable((await read_proposals(settings)).get(command_id), command_id, now)
+    if approve and keys is None:
+        raise DecisionError(
+            "approving signs the command: set BURNGUARD_KILL_KEYS or BURNGUARD_KILL_KEYS_FILE "
+            "(the keys the agents' listeners verify with)"
+        )
+    command: KillCommand | None = None
+    if approve and keys is not None:
+        command = proposal.unsigned_command(KillMode.APPROVED, now, settings.kill_expiry_s).signed(keys.signing)
+    decision = proposal.model_copy(
+        update={
+            "status": ProposalStatus.APPROVED if approve else ProposalStatus.DENIED,
+            "decided_at": now,
+            "decided_by": by,
+            "command": command,
+        }
+    )
+    producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **settings.aiokafka_kwargs())
+    await producer.start()
+    try:
+        if command is not None:
+            body = command.model_dump_json(by_alias=True, exclude_none=True).encode()
+            await producer.send_and_wait(settings.killswitch_topic, value=body, key=command.target.key.encode())
+        await producer.send_and_wait(settings.kill_proposals_topic, value=decision.to_json(), key=command_id.encode())
+    finally:
+        await producer.stop()
+    return decision

@@ -90,7 +90,7 @@ async def test_act_signs_one_command_per_runaway_acks_close_the_loop_and_silence
     await produce_events(names.bootstrap, names.events, runaways(start, "runaway-acked", "runaway-silent"))
 
     records = await read_until(names.bootstrap, names.killswitch, lambda rs: len(rs) >= 2, timeout_s=120, worker=worker)
-    by_task = {c.target.root_task_id: (c, r.key) for c, r in zip(commands_of(records), records, strict=True)}
+    by_task = {str(c.target.root_task_id): (c, r.key) for c, r in zip(commands_of(records), records, strict=True)}
     assert sorted(by_task) == ["runaway-acked", "runaway-silent"]
     acked, _ = by_task["runaway-acked"]
     # the listener's half: it verifies with the shared key, and only with it, then halts and acks

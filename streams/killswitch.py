@@ -465,7 +465,9 @@ class KillLoop:
             detector=ESCALATION_DETECTOR,
             status=AnomalyStatus.FIRING,
             severity=Severity.CRITICAL,
-            ts=entry.event_ts if entry.event_ts is not None else command.issued_at,
+            # what triggers it is the deadline passing, on the wall clock (as the deadline itself):
+            # never inside the event-time range the detectors' own anomalies live in
+            ts=now,
             detected_at=now,
             scope=dict(firing.scope)
             if firing
@@ -484,6 +486,7 @@ class KillLoop:
                 "anomaly_id": command.anomaly_id,
                 "issued_at": format_ts(command.issued_at),
                 "expires_at": format_ts(command.expires_at),
+                "event_ts": format_ts(entry.event_ts if entry.event_ts is not None else command.issued_at),
             },
             config_version=firing.config_version if firing else "killswitch",
         )

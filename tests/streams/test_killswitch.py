@@ -12,6 +12,7 @@ from detectors.config import BurnguardConfig
 from detectors.kill_policy import kill_command_id
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
 from schemas.killswitch import KillAck, KillCommand, KillMode
+from schemas.timefmt import parse_ts
 from streams.killswitch import ESCALATION_DETECTOR, KillLoop, KillOutputs, KillProposal, ProposalStatus, escalation_id
 from streams.killswitch_keys import KillKeys, KillKeysError, load_kill_keys, may_act, require_signing_key
 from streams.killswitch_proposals import DecisionError, check_decidable
@@ -158,6 +159,8 @@ def test_silence_past_the_deadline_escalates_once_and_a_late_ack_resolves_both()
         "firing",
     )
     assert escalation["scope"]["root_task_id"] == "r1" and escalation["observed"] == pytest.approx(31.0)
+    # raised when the deadline passed (wall clock), outside the detectors' event-time range
+    assert parse_ts(escalation["ts"]) == pytest.approx(NOW + 31)
     assert kl.overdue(table.items()) == []  # once
     late = track(kl, table, "ack", key, ack_bytes(key.decode(), NOW + 40))
     assert [(orjson.loads(v)["anomaly_id"], orjson.loads(v)["status"]) for _, v in late.anomalies] == [

@@ -251,3 +251,45 @@ async def test_approve_mode_proposes_and_the_operator_approves_or_denies(
     assert (latest[approve_id]["status"], latest[approve_id]["decided_by"]) == ("approved", "alice")
     assert (latest[deny_id]["status"], latest[deny_id]["decided_by"]) == ("denied", "bob")
     assert_key_never_logged(worker)
+
+
+async def test_outstanding_commands_survive_a_worker_crash(names: Names, start_worker: Any, tmp_path: Path) -> None:
+    """SIGKILL the worker once its command is out: the next worker recovers the outstanding command
+    (table changelog, or redelivery of what was not committed), escalates it once when nobody acks,
+    and still closes the loop when the ack comes late."""
+    await names.create_topics()
+    env = names.env(BURNGUARD_KILL_ACK_DEADLINE_S="10")
+    args = ["--config", str(config(tmp_path, "act"))]
+    first = start_worker(env, args)
+    await produce_events(names.bootstrap, names.events, runaways(time.time() - 120, "runaway"))
+    records = await read_until(names.bootstrap, names.killswitch, lambda rs: len(rs) >= 1, 120, first)
+    (command,) = commands_of(records)
+    first.kill()
+
+    second = start_worker(env, args)
+    esc_id = escalation_id(command.command_id)
+
+    def escalated(rs: list[Any]) -> bool:
+        return any(a["anomaly_id"] == esc_id for a in values(rs))
+
+    await read_until(names.bootstrap, names.anomalies, escalated, 120, second)
+    # a command sent again after the crash (its anomaly redelivered) is the same order: same id
+    assert {c.command_id for c in commands_of(await read_all(names.bootstrap, names.killswitch))} == {
+        command.command_id
+    }
+    ack = KillAck(command_id=command.command_id, halted_at=time.time(), halted_by="late-listener/3")
+    await produce(
+        names.bootstrap, names.kill_acks, [(command.command_id.encode(), ack.model_dump_json(by_alias=True).encode())]
+    )
+
+    def both_resolved(rs: list[Any]) -> bool:
+        resolved = {a["anomaly_id"] for a in values(rs) if a["status"] == "resolved"}
+        return {command.anomaly_id, esc_id} <= resolved
+
+    anomalies = values(await read_until(names.bootstrap, names.anomalies, both_resolved, 120, second))
+    firing = [a for a in anomalies if a["anomaly_id"] == esc_id and a["status"] == "firing"]
+    assert len(firing) == 1 and firing[0]["severity"] == "critical"
+    halted = next(a for a in anomalies if a["anomaly_id"] == command.anomaly_id and a["status"] == "resolved")
+    assert halted["evidence"]["halted_by"] == "late-listener/3"
+    assert halted["evidence"]["time_to_halt_s"] > halted["evidence"]["event_to_command_s"] > 0
+    assert_key_never_logged(second)

@@ -160,6 +160,8 @@ def create_app(
         use_partitioner=True,  # written once per batch, outside a single event: key = message key
         help="burnguard engine checkpoints, per workflow and per partition (streams.state)",
     )
+    # kill commands, proposals, acks and escalations (streams.killswitch_app)
+    kill_switch = wire_killswitch(app, settings, config, raw_topic)
     n_sources = source_partitions or settings.partitions
     sources = [f"{settings.events_topic}:{i}" for i in range(n_sources)] if settings.order_events else None
     pipeline = DetectionPipeline(
@@ -290,6 +292,7 @@ def create_app(
                 table[key] = value
             for key, value in result.anomalies:
                 await send_raw(settings.anomalies_topic, key, value)
+                await kill_switch.issue(value)  # a kill's command, in the batch that decided it
             for key, value in result.summaries:
                 await send_raw(settings.summaries_topic, key, value)
             for dl_key, value in result.dead_letters:
@@ -347,8 +350,6 @@ def create_app(
             probe = probes.pop()
             await (probe.stop() if isinstance(probe, AIOKafkaConsumer) else probe.close())
 
-    # kill commands, proposals, acks and escalations (streams.killswitch_app)
-    anomalies = raw_topic(settings.anomalies_topic)
-    app.burnguard_kill = wire_killswitch(app, settings, config, raw_topic, anomalies)  # type: ignore[attr-defined]
+    app.burnguard_kill = kill_switch  # type: ignore[attr-defined]
     app.burnguard_pipeline = pipeline  # type: ignore[attr-defined]  # for the stats page and tests
     return app

@@ -2,8 +2,9 @@
 
 Two stages, wired to topics by :mod:`streams.killswitch_app`:
 
-1. **Issue** (reads ``burnguard.anomalies``): a firing anomaly whose policy decided ``kill`` (and
-   named ``kill_target`` and ``kill_command_id``, :mod:`detectors.kill_policy`) becomes a command
+1. **Issue** (each anomaly the detect agent publishes, in its batch): a firing anomaly whose
+   policy decided ``kill`` (and named ``kill_target`` and ``kill_command_id``,
+   :mod:`detectors.kill_policy`) becomes a command
    signed with the first kill key, mode ``autonomous``, on ``burnguard.killswitch`` (key = the
    target's id), plus an ``issued`` record on the internal topic (key = command id); a proposed
    kill (autonomy ``approve``) becomes a ``propose`` record there instead. The engine's per-target
@@ -19,8 +20,8 @@ Two stages, wired to topics by :mod:`streams.killswitch_app`:
 
 Every step is idempotent under redelivery: the table entry decides, so a redelivered ``issued``
 record, proposal or ack changes nothing and emits nothing (an ack that arrives before its
-``issued`` record waits in the entry). A redelivered *anomaly* signs the command again: same
-``command_id``, new ``issued_at``; listeners halt once per command id.
+``issued`` record waits in the entry). A detect batch processed again after a crash signs its
+commands again: same ``command_id``, new ``issued_at``; listeners halt once per command id.
 """
 
 from __future__ import annotations

@@ -2,14 +2,19 @@
 
 Topology (``P`` partitions each; every key but the commands' is the command id)::
 
-    burnguard.anomalies
-        └─ kill-issue: action kill ──▶ burnguard.killswitch (key = target id, signed, autonomous)
-                       │            └─▶ burnguard.kill-commands-issued (internal: the issued command)
-                       └ kill proposed ─▶ burnguard.kill-commands-issued (internal: the proposal)
+    detect, for each anomaly it publishes on burnguard.anomalies:
+        ├─ action kill ──▶ burnguard.killswitch (key = target id, signed, autonomous)
+        │              └─▶ burnguard.kill-commands-issued (internal: the issued command)
+        └─ kill proposed ─▶ burnguard.kill-commands-issued (internal: the proposal)
     burnguard.kill-commands-issued + burnguard.killswitch.acks + burnguard.kill-proposals
         └─ kill-track: table kill-commands (changelog) ──▶ burnguard.kill-proposals (pending, once)
                                                        └─▶ burnguard.anomalies (resolution with time to
                                                            halt; kill_unacknowledged escalation)
+
+Commands leave from the detect agent itself, in the batch that decided them, not from a consumer
+of the anomalies topic: that hop waited behind the detect batches in the worker's one consumer
+(seconds under load, ``benchmarks/kill_time_to_halt.py``). They are at least once like the
+anomalies: a batch processed again after a crash sends its commands again, with the same ids.
 
 Outstanding commands live in the changelogged table, written through the internal topic by the
 partition that owns their command id, so a crash or a rebalance loses none: the next owner
@@ -21,7 +26,7 @@ listeners must key acks by command id with Kafka's default partitioner (the SDK 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -32,7 +37,7 @@ from streams.killswitch_keys import require_signing_key
 from streams.settings import StreamSettings
 from streams.topics import partition_for_key
 
-__all__ = ["KILL_TABLE", "wire_killswitch"]
+__all__ = ["KILL_TABLE", "KillSwitch", "wire_killswitch"]
 
 log = logging.getLogger("burnguard.killswitch")
 KILL_TABLE = "kill-commands"
@@ -43,8 +48,7 @@ def wire_killswitch(
     settings: StreamSettings,
     config: BurnguardConfig,
     raw_topic: Callable[[str], faust.TopicT],
-    anomalies: faust.TopicT,
-) -> KillLoop:
+) -> KillSwitch:
     """Add the kill switch to ``app``. Raises :class:`~streams.killswitch_keys.KillKeysError` when a
     workflow may be killed without approval (autonomy ``act``) and no kill key is set."""
     keys = require_signing_key(config, settings.autonomy)
@@ -54,6 +58,7 @@ def wire_killswitch(
         proposal_ttl_s=settings.kill_proposal_ttl_s,
         ack_deadline_s=settings.kill_ack_deadline_s,
     )
+    anomalies = raw_topic(settings.anomalies_topic)  # resolutions and escalations
     commands = raw_topic(settings.killswitch_topic)
     issued = raw_topic(settings.kill_internal_topic)
     proposals = raw_topic(settings.kill_proposals_topic)
@@ -90,14 +95,11 @@ def wire_killswitch(
         for key, value in out.anomalies:
             await anomalies.send(key=key, value=value)
 
-    @app.agent(anomalies, name="kill-issue")
-    async def kill_issue(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                await send(loop.on_anomaly(event.message.value))
-            except Exception:  # one bad anomaly never stops the kill switch; it is logged with its place
-                msg = event.message
-                log.exception("kill-issue: error on the anomaly at %s/%d@%d", msg.topic, msg.partition, msg.offset)
+    async def issue(anomaly: bytes) -> None:
+        try:
+            await send(loop.on_anomaly(anomaly))
+        except Exception:  # one bad anomaly never stops detection nor the kill switch
+            log.exception("kill switch: error on the anomaly %r", anomaly[:200])
 
     @app.agent(tracked, name="kill-track")
     async def kill_track(stream: faust.StreamT) -> None:
@@ -144,4 +146,13 @@ def wire_killswitch(
     async def kill_report_at_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         log.info("%s", loop.describe())
 
-    return loop
+    return KillSwitch(loop, issue)
+
+
+class KillSwitch:
+    """What :func:`wire_killswitch` adds: the loop (its stats) and ``issue``, which the detect agent
+    awaits for each anomaly it publishes, right after handing it to the producer."""
+
+    def __init__(self, loop: KillLoop, issue: Callable[[bytes], Awaitable[None]]) -> None:
+        self.loop = loop
+        self.issue = issue

@@ -68,8 +68,8 @@ def kill_anomalies(anomalies: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def drained(names: Names, worker: WorkerProcess) -> None:
-    """Every event and every anomaly so far processed by the worker (its outputs are on their topics)."""
-    topics = [names.events, names.internal, names.anomalies, names.kill_internal]
+    """Every event and every kill record so far processed by the worker (its outputs are on their topics)."""
+    topics = [names.events, names.internal, names.kill_internal]
     await wait_drained(names.bootstrap, names.app_id, topics, timeout_s=120, workers=[worker])
 
 

@@ -216,6 +216,7 @@ async def test_approve_mode_proposes_and_the_operator_approves_or_denies(
 
     approved = cli(names, "approve", approve_id, "--by", "alice")
     assert approved.returncode == 0, approved.stderr
+    assert TEST_KILL_KEY not in approved.stdout + approved.stderr
     denied = cli(names, "deny", deny_id, "--by", "bob")
     assert denied.returncode == 0, denied.stderr
     again = cli(names, "approve", approve_id)

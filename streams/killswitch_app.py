@@ -32,8 +32,9 @@ from typing import Any
 import faust
 
 from detectors.config import BurnguardConfig
-from streams.killswitch import KillLoop, KillOutputs
+from streams.killswitch import KillLoop
 from streams.killswitch_keys import require_signing_key
+from streams.killswitch_records import KillOutputs
 from streams.settings import StreamSettings
 from streams.topics import partition_for_key
 

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from schemas.killswitch import KillCommand, KillMode
 from schemas.timefmt import format_ts
-from streams.killswitch import KillProposal, ProposalStatus
 from streams.killswitch_keys import KillKeys
+from streams.killswitch_records import KillProposal, ProposalStatus
 from streams.settings import StreamSettings
 
 __all__ = ["DecisionError", "decide", "read_proposals"]

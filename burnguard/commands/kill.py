@@ -20,8 +20,8 @@ from rich.console import Console
 from burnguard.commands.common import BootstrapOption, console, stream_settings
 
 if TYPE_CHECKING:
-    from streams.killswitch import KillProposal
     from streams.killswitch_keys import KillKeys
+    from streams.killswitch_records import KillProposal
 
 T = TypeVar("T")
 
@@ -47,8 +47,8 @@ def kill_list(
     from rich.table import Table
 
     from schemas.timefmt import format_ts
-    from streams.killswitch import ProposalStatus
     from streams.killswitch_proposals import read_proposals
+    from streams.killswitch_records import ProposalStatus
 
     settings = stream_settings(bootstrap=bootstrap)
     now = time.time()

@@ -35,12 +35,11 @@ from streams.feed import encode_event
 from streams.pipeline import task_summary
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
+from tests.streams.kill_names import kill_env
 
 REPO = Path(__file__).resolve().parents[2]
 BURNGUARD = REPO / ".venv" / "bin" / "burnguard"
 PARTITIONS = 3
-#: the kill key of every test worker (a test of a worker without a key removes it)
-TEST_KILL_KEY = "test-kill-key-4f1c"
 T = TypeVar("T")
 
 
@@ -81,22 +80,6 @@ class Names:
     def alerts_state(self) -> str:
         return f"{self.app_id}-alerts-state"
 
-    @property
-    def killswitch(self) -> str:
-        return f"{self.app_id}-killswitch"
-
-    @property
-    def kill_acks(self) -> str:
-        return f"{self.app_id}-killswitch-acks"
-
-    @property
-    def kill_proposals(self) -> str:
-        return f"{self.app_id}-kill-proposals"
-
-    @property
-    def kill_internal(self) -> str:
-        return f"{self.app_id}-kill-issued"
-
     async def create_topics(self) -> None:
         """The topics as the worker creates them, so a test can produce before the worker is up."""
         await ensure_topics(StreamSettings.from_env(self.env()))
@@ -115,11 +98,7 @@ class Names:
                 "BURNGUARD_DLQ_TOPIC": self.dlq,
                 "BURNGUARD_ALERTS_DLQ_TOPIC": self.alerts_dlq,
                 "BURNGUARD_ALERTS_STATE_TOPIC": self.alerts_state,
-                "BURNGUARD_KILLSWITCH_TOPIC": self.killswitch,
-                "BURNGUARD_KILL_ACKS_TOPIC": self.kill_acks,
-                "BURNGUARD_KILL_PROPOSALS_TOPIC": self.kill_proposals,
-                "BURNGUARD_KILL_INTERNAL_TOPIC": self.kill_internal,
-                "BURNGUARD_KILL_KEYS": TEST_KILL_KEY,
+                **kill_env(self.app_id),
                 "BURNGUARD_PARTITIONS": str(PARTITIONS),
                 "BURNGUARD_DATA_DIR": str(self.data_dir),
                 "BURNGUARD_WEB_ENABLED": "false",

@@ -13,9 +13,10 @@ from detectors.kill_policy import kill_command_id
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
 from schemas.killswitch import KillAck, KillCommand, KillMode
 from schemas.timefmt import parse_ts
-from streams.killswitch import ESCALATION_DETECTOR, KillLoop, KillOutputs, KillProposal, ProposalStatus, escalation_id
+from streams.killswitch import KillLoop
 from streams.killswitch_keys import KillKeys, KillKeysError, load_kill_keys, may_act, require_signing_key
 from streams.killswitch_proposals import DecisionError, check_decidable
+from streams.killswitch_records import ESCALATION_DETECTOR, KillOutputs, KillProposal, ProposalStatus, escalation_id
 from tests.factory import T0
 
 KEYS = KillKeys((b"k-new", b"k-old"))

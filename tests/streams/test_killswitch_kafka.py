@@ -16,12 +16,11 @@ import pytest
 
 from schemas.killswitch import KillAck, KillCommand, KillMode
 from schemas.timefmt import parse_ts
-from streams.killswitch import ESCALATION_DETECTOR, escalation_id
+from streams.killswitch_records import ESCALATION_DETECTOR, escalation_id
 from tests.factory import task_events
 from tests.streams.conftest import (
     BURNGUARD,
     REPO,
-    TEST_KILL_KEY,
     Names,
     WorkerProcess,
     produce,
@@ -31,6 +30,7 @@ from tests.streams.conftest import (
     values,
     wait_drained,
 )
+from tests.streams.kill_names import TEST_KILL_KEY, KillTopics
 
 pytestmark = pytest.mark.kafka
 KEY = TEST_KILL_KEY.encode()
@@ -69,7 +69,7 @@ def kill_anomalies(anomalies: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def drained(names: Names, worker: WorkerProcess) -> None:
     """Every event and every kill record so far processed by the worker (its outputs are on their topics)."""
-    topics = [names.events, names.internal, names.kill_internal]
+    topics = [names.events, names.internal, KillTopics.of(names).internal]
     await wait_drained(names.bootstrap, names.app_id, topics, timeout_s=120, workers=[worker])
 
 
@@ -89,7 +89,9 @@ async def test_act_signs_one_command_per_runaway_acks_close_the_loop_and_silence
     start = time.time() - 120  # recent event times: the time to halt is measured from them
     await produce_events(names.bootstrap, names.events, runaways(start, "runaway-acked", "runaway-silent"))
 
-    records = await read_until(names.bootstrap, names.killswitch, lambda rs: len(rs) >= 2, timeout_s=120, worker=worker)
+    records = await read_until(
+        names.bootstrap, KillTopics.of(names).killswitch, lambda rs: len(rs) >= 2, timeout_s=120, worker=worker
+    )
     by_task = {str(c.target.root_task_id): (c, r.key) for c, r in zip(commands_of(records), records, strict=True)}
     assert sorted(by_task) == ["runaway-acked", "runaway-silent"]
     acked, _ = by_task["runaway-acked"]
@@ -105,11 +107,15 @@ async def test_act_signs_one_command_per_runaway_acks_close_the_loop_and_silence
     halted_at = time.time()
     ack = KillAck(command_id=acked.command_id, halted_at=halted_at, halted_by="test-listener/1")
     await produce(
-        names.bootstrap, names.kill_acks, [(acked.command_id.encode(), ack.model_dump_json(by_alias=True).encode())]
+        names.bootstrap,
+        KillTopics.of(names).acks,
+        [(acked.command_id.encode(), ack.model_dump_json(by_alias=True).encode())],
     )
     # a redelivered ack changes nothing
     await produce(
-        names.bootstrap, names.kill_acks, [(acked.command_id.encode(), ack.model_dump_json(by_alias=True).encode())]
+        names.bootstrap,
+        KillTopics.of(names).acks,
+        [(acked.command_id.encode(), ack.model_dump_json(by_alias=True).encode())],
     )
 
     silent, _ = by_task["runaway-silent"]
@@ -141,9 +147,9 @@ async def test_act_signs_one_command_per_runaway_acks_close_the_loop_and_silence
     assert escalations[0]["evidence"]["kill_command_id"] == silent.command_id
 
     await drained(names, worker)
-    await wait_drained(names.bootstrap, names.app_id, [names.kill_acks], timeout_s=60, workers=[worker])
+    await wait_drained(names.bootstrap, names.app_id, [KillTopics.of(names).acks], timeout_s=60, workers=[worker])
     # exactly one command per runaway (not one per event past the budget), one resolution for the ack
-    assert len(await read_all(names.bootstrap, names.killswitch)) == 2
+    assert len(await read_all(names.bootstrap, KillTopics.of(names).killswitch)) == 2
     anomalies = values(await read_all(names.bootstrap, names.anomalies))
     halted = [a for a in anomalies if a["status"] == "resolved" and a["evidence"].get("halted_by")]
     assert len(halted) == 1
@@ -162,8 +168,8 @@ async def test_advise_sends_no_command(names: Names, start_worker: Any, tmp_path
     (critical,) = kill_anomalies(anomalies)
     assert critical["action"] == "alert" and "kill_command_id" not in critical["evidence"]
     await drained(names, worker)
-    assert await read_all(names.bootstrap, names.killswitch) == []
-    assert await read_all(names.bootstrap, names.kill_proposals) == []
+    assert await read_all(names.bootstrap, KillTopics.of(names).killswitch) == []
+    assert await read_all(names.bootstrap, KillTopics.of(names).proposals) == []
 
 
 def test_a_worker_that_may_act_without_a_key_does_not_start(names: Names, tmp_path: Path) -> None:
@@ -200,7 +206,7 @@ async def test_approve_mode_proposes_and_the_operator_approves_or_denies(
     )
     await produce_events(names.bootstrap, names.events, runaways(time.time() - 120, "to-approve", "to-deny"))
 
-    records = await read_until(names.bootstrap, names.kill_proposals, lambda rs: len(rs) >= 2, 120, worker)
+    records = await read_until(names.bootstrap, KillTopics.of(names).proposals, lambda rs: len(rs) >= 2, 120, worker)
     proposals = {p["target"]["root_task_id"]: p for p in values(records)}
     assert {p["status"] for p in proposals.values()} == {"pending"}
     approve_id, deny_id = proposals["to-approve"]["command_id"], proposals["to-deny"]["command_id"]
@@ -227,7 +233,9 @@ async def test_approve_mode_proposes_and_the_operator_approves_or_denies(
     assert after_deny.returncode == 1 and "already denied by bob" in after_deny.stderr
     assert approve_id not in cli(names, "list").stdout
 
-    (command,) = commands_of(await read_all(names.bootstrap, names.killswitch))  # nothing for the denied one
+    (command,) = commands_of(
+        await read_all(names.bootstrap, KillTopics.of(names).killswitch)
+    )  # nothing for the denied one
     assert command.command_id == approve_id and command.mode is KillMode.APPROVED
     assert command.target.root_task_id == "to-approve"
     assert command.verify([KEY], time.time()) is None and command.verify([b"wrong"], time.time()) == "bad signature"
@@ -235,7 +243,7 @@ async def test_approve_mode_proposes_and_the_operator_approves_or_denies(
     # the worker tracks the approved command like its own: an ack resolves the anomaly
     ack = KillAck(command_id=approve_id, halted_at=time.time(), halted_by="test-listener/2")
     await produce(
-        names.bootstrap, names.kill_acks, [(approve_id.encode(), ack.model_dump_json(by_alias=True).encode())]
+        names.bootstrap, KillTopics.of(names).acks, [(approve_id.encode(), ack.model_dump_json(by_alias=True).encode())]
     )
 
     def resolved(rs: list[Any]) -> bool:
@@ -247,7 +255,7 @@ async def test_approve_mode_proposes_and_the_operator_approves_or_denies(
     assert resolution["anomaly_id"] == proposed["to-approve"]["anomaly_id"]
     latest = {
         orjson.loads(r.value)["command_id"]: orjson.loads(r.value)
-        for r in await read_all(names.bootstrap, names.kill_proposals)
+        for r in await read_all(names.bootstrap, KillTopics.of(names).proposals)
     }
     assert (latest[approve_id]["status"], latest[approve_id]["decided_by"]) == ("approved", "alice")
     assert (latest[deny_id]["status"], latest[deny_id]["decided_by"]) == ("denied", "bob")
@@ -263,7 +271,7 @@ async def test_outstanding_commands_survive_a_worker_crash(names: Names, start_w
     args = ["--config", str(config(tmp_path, "act"))]
     first = start_worker(env, args)
     await produce_events(names.bootstrap, names.events, runaways(time.time() - 120, "runaway"))
-    records = await read_until(names.bootstrap, names.killswitch, lambda rs: len(rs) >= 1, 120, first)
+    records = await read_until(names.bootstrap, KillTopics.of(names).killswitch, lambda rs: len(rs) >= 1, 120, first)
     (command,) = commands_of(records)
     first.kill()
 
@@ -275,12 +283,14 @@ async def test_outstanding_commands_survive_a_worker_crash(names: Names, start_w
 
     await read_until(names.bootstrap, names.anomalies, escalated, 120, second)
     # a command sent again after the crash (its anomaly redelivered) is the same order: same id
-    assert {c.command_id for c in commands_of(await read_all(names.bootstrap, names.killswitch))} == {
+    assert {c.command_id for c in commands_of(await read_all(names.bootstrap, KillTopics.of(names).killswitch))} == {
         command.command_id
     }
     ack = KillAck(command_id=command.command_id, halted_at=time.time(), halted_by="late-listener/3")
     await produce(
-        names.bootstrap, names.kill_acks, [(command.command_id.encode(), ack.model_dump_json(by_alias=True).encode())]
+        names.bootstrap,
+        KillTopics.of(names).acks,
+        [(command.command_id.encode(), ack.model_dump_json(by_alias=True).encode())],
     )
 
     def both_resolved(rs: list[Any]) -> bool:

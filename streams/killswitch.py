@@ -77,6 +77,8 @@ class KillLoop:
     # -- stage 1: anomalies -> commands and proposals ------------------------------------------------
     def on_anomaly(self, value: bytes | None) -> KillOutputs:
         out = KillOutputs()
+        if value is not None and b'"kill_command_id"' not in value:
+            return out  # the detect agent's hot path: most anomalies are no kill, and are not parsed again
         try:
             anomaly = Anomaly.model_validate_json(value or b"")
         except ValidationError:

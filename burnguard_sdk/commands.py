@@ -9,6 +9,7 @@ produces those bytes with the stdlib. A test checks them against the server's on
 from __future__ import annotations
 
 import json
+import math
 from enum import StrEnum
 from typing import Any, Final, Literal
 
@@ -77,10 +78,51 @@ class KillTarget(BaseModel):
 def canonical_json(payload: dict[str, Any]) -> bytes:
     """Sorted keys, no spaces, UTF-8 (not ``\\u`` escapes): the bytes a kill command's signature covers.
 
-    >>> canonical_json({"b": "é", "a": [1, 2.5]})
-    b'{"a":[1,2.5],"b":"\\xc3\\xa9"}'
+    The server writes them with orjson (``OPT_SORT_KEYS``); this is the same text from the stdlib:
+    strings and keys through :func:`json.dumps` (``ensure_ascii=False``), floats spelled as orjson
+    spells them (shortest round-trip digits, ``1e-7`` rather than Python's ``1e-07``).
+
+    >>> canonical_json({"b": "é", "a": [1, 2.5, 1e-07, 6.1e-05, None, True]})
+    b'{"a":[1,2.5,1e-7,0.000061,null,true],"b":"\\xc3\\xa9"}'
     """
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _encode(payload).encode()
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, dict):
+        items = sorted(value.items())
+        return "{" + ",".join(f"{_string(k)}:{_encode(v)}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    if isinstance(value, float):
+        return _float(value)
+    if value is None or isinstance(value, bool | int):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return _string(value)
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def _string(text: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"JSON object keys must be strings, not {type(text).__name__}")
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _float(value: float) -> str:
+    """orjson's spelling of a finite float: Python's shortest repr, but exponents without padding
+    (``1e-7``, ``1e+16``) and plain decimals down to 1e-5 (``0.00001``)."""
+    if not math.isfinite(value):
+        raise ValueError("NaN and infinity are not JSON")
+    text = repr(value)
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    power = int(exponent)
+    if power == -5:
+        sign, digits = ("-", mantissa[1:]) if mantissa.startswith("-") else ("", mantissa)
+        return f"{sign}0.0000{digits.replace('.', '')}"
+    return f"{mantissa}e{'+' if power > 0 else '-'}{abs(power)}"
 
 
 class KillCommand(BaseModel):

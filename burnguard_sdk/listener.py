@@ -102,6 +102,7 @@ class KillSwitchListener:
         self._consumer_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self._acks: set[asyncio.Task[None]] = set()
+        self._next: dict[TopicPartition, int] = {}
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock: asyncio.Lock | None = None
 
@@ -220,21 +221,29 @@ class KillSwitchListener:
     # -- consuming ---------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        consumer = await self._connect()
-        try:
-            ends: dict[TopicPartition, int] | None = await self._position(consumer)
-            while True:
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        self._handle(record)
-                if ends is not None and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
-                    assert self._ready is not None
-                    self._ready.set()
-                    ends = None
-        finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
+        delay = 0.2
+        while True:
+            consumer = await self._connect()
+            try:
+                ends: dict[TopicPartition, int] | None = await self._position(consumer)
+                delay = 0.2
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500)
+                    for records in batches.values():
+                        for record in records:
+                            self._handle(record)
+                            self._next[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                    if ends is not None and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                        assert self._ready is not None
+                        self._ready.set()
+                        ends = None
+            except (KafkaError, OSError) as exc:
+                self._warn.warn("consume", f"burnguard: kill-switch listener lost Kafka ({exc!r}); reconnecting")
+            finally:
+                with contextlib.suppress(KafkaError, OSError):
+                    await consumer.stop()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def _connect(self) -> AIOKafkaConsumer:
         delay = 0.2
@@ -262,14 +271,18 @@ class KillSwitchListener:
 
     async def _position(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         """Assign every partition and seek to ``lookback_s`` ago; returns the end offsets to catch up to."""
-        partitions = consumer.partitions_for_topic(self.topic) or set()
+        # the consumer keeps metadata only for topics it tracks; the ack producer (started now, so the
+        # first ack does not wait for a connection) asks for this one
+        partitions = await (await self._ack_producer()).partitions_for(self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         since_ms = int((self._clock() - self.lookback_s) * 1000)
         found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
         for tp in tps:
             at = found.get(tp)
-            if at is None:
+            if tp in self._next:  # a reconnection: go on where we stopped
+                consumer.seek(tp, self._next[tp])
+            elif at is None:
                 await consumer.seek_to_end(tp)
             else:
                 consumer.seek(tp, at.offset)

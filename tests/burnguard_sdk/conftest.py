@@ -12,9 +12,9 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -24,7 +24,6 @@ from aiokafka.structs import ConsumerRecord
 from schemas.killswitch import KillCommand, KillMode, KillScope, KillTarget
 from tests.streams.conftest import bootstrap_servers, read_all
 
-T = TypeVar("T")
 PARTITIONS = 3
 
 
@@ -119,8 +118,7 @@ async def topics() -> AsyncIterator[SdkTopics]:
     yield t
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]] | Callable[[], T | None], what: str,
-                     timeout_s: float = 30.0) -> T:  # fmt: skip
+async def eventually(check: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
     """Poll ``check`` (sync or async) until truthy; fail with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -128,7 +126,7 @@ async def eventually(check: Callable[[], Awaitable[T | None]] | Callable[[], T |
         if asyncio.iscoroutine(found):
             found = await found
         if found:
-            return found  # type: ignore[return-value]
+            return found
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s:g}s")
         await asyncio.sleep(0.1)

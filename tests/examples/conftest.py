@@ -1,0 +1,3 @@
+from tests.burnguard_sdk.conftest import topics
+
+__all__ = ["topics"]

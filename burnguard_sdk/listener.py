@@ -312,8 +312,11 @@ class KillSwitchListener:
                               *where)  # fmt: skip
         self._count(f"rejected: {reason}")
         self.rejections.append(rejection)
+        level = _QUIET_REASONS.get(reason, logging.WARNING)
+        if reason == Reason.EXPIRED and self._ready is not None and not self._ready.is_set():
+            level = logging.DEBUG  # an old command read back through the look-back window: history, not news
         log.log(
-            _QUIET_REASONS.get(reason, logging.WARNING),
+            level,
             "burnguard: kill command %s rejected: %s%s (target %s; %s[%d]@%d)",
             rejection.command_id, reason, f" ({detail})" if detail else "",
             rejection.target.ids() | {"scope": rejection.target.scope.value} if rejection.target else None, *where,

@@ -54,9 +54,10 @@ class KillKeys:
 
     def verify(self, payload: bytes, signature: str) -> bool:
         """Whether ``signature`` is the HMAC of ``payload`` under any accepted key (constant time)."""
+        given = signature.encode("utf-8", "surrogatepass")  # bytes: compare_digest refuses non-ASCII str
         ok = False
         for key in self._keys:  # every key is tried, so timing does not tell which one matched
-            ok |= hmac.compare_digest(hmac.new(key, payload, hashlib.sha256).hexdigest(), signature)
+            ok |= hmac.compare_digest(hmac.new(key, payload, hashlib.sha256).hexdigest().encode(), given)
         return ok
 
 

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from burnguard_sdk._logs import ThrottledLog
+from burnguard_sdk.acks import AckSender
 from burnguard_sdk.book import CommandBook, Reason
 from burnguard_sdk.commands import KillAck, KillCommand, KillTarget
 from burnguard_sdk.guards import Guard
@@ -101,10 +102,8 @@ class KillSwitchListener:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
-        self._acks: set[asyncio.Task[None]] = set()
         self._next: dict[TopicPartition, int] = {}
-        self._producer: AIOKafkaProducer | None = None
-        self._producer_lock: asyncio.Lock | None = None
+        self._acks = AckSender(self.bootstrap_servers, self.acks_topic, self._count, self._warn)
 
     def __repr__(self) -> str:
         return f"KillSwitchListener(topic={self.topic!r}, identity={self.identity}, {dict(self.stats)})"
@@ -162,7 +161,7 @@ class KillSwitchListener:
             guard.halted_at = self._clock()
             ack = KillAck(command_id=command.command_id, halted_at=guard.halted_at, halted_by=self.halted_by,
                           target=command.target)  # fmt: skip
-            self._submit_ack(ack)
+            self._acks.submit(ack)
 
     def call_hook(self, hook: Callable[[Any], None], arg: Any) -> None:
         """Run a user callback; its exception is logged, never raised into the listener."""
@@ -179,7 +178,7 @@ class KillSwitchListener:
             return
         self._loop = asyncio.get_running_loop()
         self._ready = asyncio.Event()
-        self._producer_lock = asyncio.Lock()
+        self._acks.bind(self._loop)
         self._consumer_task = asyncio.create_task(self._consume(), name="burnguard-killswitch-listener")
 
     async def wait_ready(self, timeout_s: float | None = None) -> bool:
@@ -199,15 +198,7 @@ class KillSwitchListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer_task
             self._consumer_task = None
-        if self._acks:
-            _, pending = await asyncio.wait(set(self._acks), timeout=timeout_s)
-            for task in pending:
-                task.cancel()
-                log.error("burnguard: a kill ack was not delivered before stop (Kafka unreachable?)")
-        if self._producer is not None:
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                await asyncio.wait_for(self._producer.stop(), timeout_s)
-            self._producer = None
+        await self._acks.stop(timeout_s)
 
     async def __aenter__(self) -> KillSwitchListener:
         await self.start()
@@ -273,7 +264,7 @@ class KillSwitchListener:
         """Assign every partition and seek to ``lookback_s`` ago; returns the end offsets to catch up to."""
         # the consumer keeps metadata only for topics it tracks; the ack producer (started now, so the
         # first ack does not wait for a connection) asks for this one
-        partitions = await (await self._ack_producer()).partitions_for(self.topic)
+        partitions = await (await self._acks.producer()).partitions_for(self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         since_ms = int((self._clock() - self.lookback_s) * 1000)
@@ -290,6 +281,15 @@ class KillSwitchListener:
         return ends
 
     def _handle(self, record: ConsumerRecord[Any, Any]) -> None:
+        """One record; whatever goes wrong is logged with where it came from, and the listener goes on."""
+        try:
+            self._decide(record)
+        except Exception:
+            self._count("errors")
+            log.exception("burnguard: kill-switch record %s[%d]@%d could not be handled", record.topic,
+                          record.partition, record.offset)  # fmt: skip
+
+    def _decide(self, record: ConsumerRecord[Any, Any]) -> None:
         self._count("received")
         where = (record.topic, record.partition, record.offset)
         try:
@@ -327,54 +327,3 @@ class KillSwitchListener:
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
             self._counts[what] += n
-
-    # -- acks --------------------------------------------------------------------------------
-
-    def _submit_ack(self, ack: KillAck) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            log.error("burnguard: cannot ack kill command %s: the listener is not running", ack.command_id)
-            self._count("ack_failed")
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._spawn_ack(ack)
-        else:
-            loop.call_soon_threadsafe(self._spawn_ack, ack)
-
-    def _spawn_ack(self, ack: KillAck) -> None:
-        task = asyncio.create_task(self._deliver_ack(ack), name=f"burnguard-ack-{ack.command_id}")
-        self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
-
-    async def _deliver_ack(self, ack: KillAck) -> None:
-        delay = 0.2
-        while True:
-            try:
-                producer = await self._ack_producer()
-                await producer.send_and_wait(self.acks_topic, value=ack.to_json(), key=ack.command_id.encode())
-            except (KafkaError, OSError) as exc:
-                self._warn.warn("ack", f"burnguard: kill ack {ack.command_id} not delivered yet ({exc!r}); retrying")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._count("acked")
-            log.info("burnguard: acknowledged kill command %s", ack.command_id)
-            return
-
-    async def _ack_producer(self) -> AIOKafkaProducer:
-        assert self._producer_lock is not None
-        async with self._producer_lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
-                try:
-                    await producer.start()
-                except BaseException:
-                    with contextlib.suppress(KafkaError, OSError):
-                        await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from burnguard_sdk._logs import ThrottledLog
 from burnguard_sdk.tasks import Attributes, TaskRun
@@ -105,6 +105,7 @@ class CostReporter:
         self._sender: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
         self._closed = False
+        self._retry_at = 0.0
 
     def __repr__(self) -> str:
         return f"CostReporter(topic={self.topic!r}, workflow={self.workflow!r}, {self.stats})"
@@ -248,8 +249,16 @@ class CostReporter:
             await self._wake.wait()
             self._wake.clear()
             while self._buffer:
-                producer = await self._connected_producer()
-                if not await self._send_some(producer):
+                pause = self._retry_at - time.monotonic()
+                if pause > 0:  # a delivery just failed: do not resend in a tight loop
+                    await asyncio.sleep(pause)
+                try:
+                    producer = await self._connected_producer()
+                    sent = await self._send_some(producer)
+                except Exception:  # a bug or a bad setting must not end reporting silently
+                    log.exception("burnguard: the cost event sender failed; retrying")
+                    sent = False
+                if not sent:
                     await asyncio.sleep(self.reconnect_backoff_s[0])
 
     async def _connected_producer(self) -> AIOKafkaProducer:
@@ -290,15 +299,26 @@ class CostReporter:
         for i, (key, value) in enumerate(batch):
             try:
                 future = await producer.send(self.topic, value=value, key=key)
-            except KafkaError as exc:
+            except (KafkaError, OSError) as exc:
+                if isinstance(exc, MessageSizeTooLargeError):  # will never fit: drop it, say so
+                    self._drop_oversized(exc)
+                    continue
                 self._requeue(batch[i:], exc)
                 return False
             future.add_done_callback(lambda f, item=(key, value): self._delivered(f, item))
         return True
 
+    def _drop_oversized(self, exc: BaseException) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._counts["invalid"] += 1
+        self._warn.warn("invalid", f"burnguard: a cost event was too large for Kafka and was dropped ({exc!r})")
+
     def _delivered(self, future: asyncio.Future[Any], item: tuple[bytes, bytes]) -> None:
         exc = None if future.cancelled() else future.exception()
-        if future.cancelled() or exc is not None:
+        if isinstance(exc, MessageSizeTooLargeError):
+            self._drop_oversized(exc)
+        elif future.cancelled() or exc is not None:
             self._requeue([item], exc)
         else:
             with self._lock:
@@ -308,6 +328,7 @@ class CostReporter:
             self._progress.set()
 
     def _requeue(self, items: list[tuple[bytes, bytes]], exc: BaseException | None) -> None:
+        self._retry_at = time.monotonic() + self.reconnect_backoff_s[0]
         with self._lock:
             self._in_flight -= len(items)
             self._counts["retried"] += len(items)

@@ -180,3 +180,16 @@ def test_sync_reporter_from_several_threads(topics: SdkTopics) -> None:
     for n in range(4):
         mine = [e for e in events if e.task_id == f"sync-{n}"]
         assert mine[0].kind is EventKind.TASK_STARTED and mine[-1].outcome is Outcome.SUCCESS
+
+
+async def test_an_event_too_large_for_kafka_is_dropped_and_counted_the_rest_delivered(
+    topics: SdkTopics, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with CostReporter(topics.bootstrap, team="t", workflow="w", topic=topics.events,
+                            producer_options={"max_request_size": 2000}) as reporter:  # fmt: skip
+        with reporter.task("t-big") as run:
+            run.tool_call("x" * 3000)
+        assert await reporter.flush(30)
+        assert reporter.stats.invalid == 1 and reporter.stats.sent == 2
+    assert "too large for Kafka" in caplog.text
+    assert [e.kind for e in validated(await topics.events_read())] == [EventKind.TASK_STARTED, EventKind.TASK_FINISHED]

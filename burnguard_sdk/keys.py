@@ -2,7 +2,9 @@
 
 A key is the UTF-8 bytes of one line. They come from the ``secrets`` argument, else the environment
 variable ``BURNGUARD_KILL_KEYS`` (comma-separated), else the file named by ``BURNGUARD_KILL_KEYS_FILE``
-(one key per line). :class:`KillKeys` never shows them: not in its repr, not in errors, not in logs.
+(one key per line; blank lines and ``#`` comments ignored), exactly as the worker reads them.
+Surrounding spaces are not part of a key. :class:`KillKeys` never shows them: not in its repr, not
+in errors, not in logs.
 """
 
 from __future__ import annotations
@@ -78,5 +80,5 @@ def load_kill_keys(
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"cannot read {KEYS_FILE_ENV} ({path}): {exc.strerror}") from None
-        return KillKeys(line.strip() for line in text.splitlines())
+        return KillKeys(line.strip() for line in text.splitlines() if not line.strip().startswith("#"))
     return KillKeys(())

@@ -87,7 +87,7 @@ class KillSwitchListener:
         self.bootstrap_servers = bootstrap_from_env(bootstrap_servers)
         env = os.environ
         self.topic = topic or env.get("BURNGUARD_KILLSWITCH_TOPIC", "").strip() or DEFAULT_KILLSWITCH_TOPIC
-        self.acks_topic = acks_topic or env.get("BURNGUARD_KILLSWITCH_ACKS_TOPIC", "").strip() or DEFAULT_ACKS_TOPIC
+        self.acks_topic = acks_topic or env.get("BURNGUARD_KILL_ACKS_TOPIC", "").strip() or DEFAULT_ACKS_TOPIC
         self.lookback_s = lookback_s
         self.on_rejected = on_rejected
         self.consumer_options = dict(consumer_options or {})

@@ -28,7 +28,7 @@ def test_keys_from_argument_env_and_file(tmp_path: Path) -> None:
     env = {"BURNGUARD_KILL_KEYS": " new-secret , old-secret "}
     assert signed.verify(load_kill_keys(env=env), NOW) is None
     path = tmp_path / "keys"
-    path.write_text("new-secret\nold-secret\n\n")
+    path.write_text("# rotated 2026-11\nnew-secret\n  old-secret  \n\n")
     assert len(load_kill_keys(env={"BURNGUARD_KILL_KEYS_FILE": str(path)})) == 2
     assert signed.verify(load_kill_keys(env={"BURNGUARD_KILL_KEYS_FILE": str(path)}), NOW) is None
     assert load_kill_keys(env={"BURNGUARD_KILL_KEYS": "é-key"}).verify(b"x", KillKeys(["é-key"]).sign(b"x"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -77,7 +77,6 @@ class TaskRun:
         self._lock = threading.Lock()
         self._started = False
         self._finished = False
-        self._finish_hooks: list[Callable[[TaskRun], None]] = []
 
     def __repr__(self) -> str:
         return f"TaskRun(task_id={self.task_id!r}, root_task_id={self.root_task_id!r}, workflow={self.workflow!r})"
@@ -105,12 +104,6 @@ class TaskRun:
         final = "killed" if self.killed_by else (outcome or self.outcome or "success")
         value = value_usd if value_usd is not None else self.value_usd
         self._emit("task_finished", outcome=final, value_usd=value)
-        for hook in self._finish_hooks:
-            hook(self)
-
-    def on_finish(self, hook: Callable[[TaskRun], None]) -> None:
-        """Call ``hook(self)`` once the task has finished (the listener forgets its guard then)."""
-        self._finish_hooks.append(hook)
 
     def set_outcome(self, outcome: Outcome, value_usd: float | None = None) -> None:
         """The outcome to report on a normal exit (``escalated``, ``failure`` ...) and its business value."""

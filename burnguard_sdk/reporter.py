@@ -206,8 +206,6 @@ class CostReporter:
             await self.flush(timeout_s)
         with self._lock:
             self._closed = True
-            lost = len(self._buffer) + self._in_flight
-            self._buffer.clear()
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -218,6 +216,9 @@ class CostReporter:
             except (TimeoutError, KafkaError) as exc:
                 log.warning("burnguard: the cost event producer did not stop cleanly: %r", exc)
             self._producer = None
+        with self._lock:  # counted after the producer stopped: it may still have delivered some
+            lost = len(self._buffer) + self._in_flight
+            self._buffer.clear()
         self._warn.flush("dropped", "burnguard: cost events dropped because the buffer was full")
         if lost:
             log.error("burnguard: %d cost event(s) not delivered before close (Kafka unreachable?)", lost)

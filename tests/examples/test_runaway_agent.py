@@ -33,11 +33,16 @@ class Agent:
 
     @classmethod
     async def start(cls, topics: SdkTopics, *args: str) -> Agent:
+        keys = f"{topics.key},{topics.old_key}"
+        return await cls.run(topics.bootstrap, topics.events, topics.killswitch, topics.acks, keys, *args)
+
+    @classmethod
+    async def run(cls, bootstrap: str, events: str, killswitch: str, acks: str, keys: str, *args: str) -> Agent:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BURNGUARD_")}
-        env["BURNGUARD_KILL_KEYS"] = f"{topics.key},{topics.old_key}"
+        env["BURNGUARD_KILL_KEYS"] = keys
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(EXAMPLE), "--bootstrap", topics.bootstrap, "--events-topic", topics.events,
-            "--killswitch-topic", topics.killswitch, "--acks-topic", topics.acks, *args,
+            sys.executable, str(EXAMPLE), "--bootstrap", bootstrap, "--events-topic", events,
+            "--killswitch-topic", killswitch, "--acks-topic", acks, *args,
             env=env, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         return cls(proc)

@@ -105,9 +105,9 @@ class KillCommand(BaseModel):
         if not self.signature:
             return "unsigned"
         payload = self.signing_payload()
+        given = self.signature.encode("utf-8", "surrogatepass")  # bytes: compare_digest refuses non-ASCII str
         if not any(
-            hmac.compare_digest(hmac.new(key, payload, hashlib.sha256).hexdigest(), self.signature)
-            for key in secrets
+            hmac.compare_digest(hmac.new(key, payload, hashlib.sha256).hexdigest().encode(), given) for key in secrets
         ):
             return "bad signature"
         if now >= self.expires_at:

@@ -62,6 +62,8 @@ def test_kill_command_signature_verification() -> None:
     assert tampered.verify([key], NOW) == "bad signature"
     wire = orjson.loads(orjson.dumps(signed.model_dump(mode="json", by_alias=True)))
     assert KillCommand.model_validate(wire).verify([key], NOW) is None
+    forged = signed.model_copy(update={"signature": "é" * 64})  # not even hex: refused, not a crash
+    assert forged.verify([key], NOW) == "bad signature"
 
 
 def test_pricing_from_tokens_and_unknown_models() -> None:

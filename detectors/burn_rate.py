@@ -98,23 +98,28 @@ class BurnRateDetector(Detector):
         self._open: dict[str, list[Any]] = {}  # scope key -> [severity rank, scope]
 
     def on_event(self, event: CostEvent, task: TaskState) -> Signal | None:
-        ts = event.ts
+        cost = event.cost_usd or 0.0
+        self.add_spend(event.ts, cost, cost, event)
+        return None
+
+    def add_spend(self, ts: float, usd: float, top: float, scope: Any) -> None:
+        """``usd`` spent by time ``ts`` (epoch s), ``top`` its largest step: one event, or one minute of
+        a workflow (:mod:`detectors.scope_spend`); ``scope`` names the scope (a mapping or an event)."""
         if ts >= self._end:
             if not self._scope:
-                self._scope = {k: getattr(event, k) for k in _LEVEL_KEYS[self.level]}
+                keys = _LEVEL_KEYS[self.level]
+                self._scope = {k: str(scope[k] if isinstance(scope, dict) else getattr(scope, k)) for k in keys}
             self._roll(ts)
-        cost = event.cost_usd
-        if cost:
-            self._spend += cost
-            if cost > self._top:
-                self._top = cost
+        if usd:
+            self._spend += usd
+            if top > self._top:
+                self._top = top
             if ts > self._last_spend_ts:
                 self._last_spend_ts = ts
             if self._trackers:
-                self._ring.add(ts, cost)
+                self._ring.add(ts, usd)
                 for tracker in self._trackers:
-                    tracker.add(ts, cost)
-        return None
+                    tracker.add(ts, usd)
 
     def on_tick(self, now: float, tasks: Iterable[TaskState]) -> list[Signal]:
         if self._end and now >= self._end:

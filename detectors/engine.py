@@ -20,6 +20,7 @@ from detectors.handover import EngineHandover, ScopeKey, _join
 from detectors.kill_policy import KillCooldowns, aim_kill
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
+from detectors.scope_spend import MinuteSpend, SpendMinutes, feed_minutes
 from schemas.anomaly import Action, Anomaly, Severity
 from schemas.events import Category, CostEvent, EventKind
 from schemas.pricing import ModelPricer
@@ -67,7 +68,8 @@ class _WorkflowScope:
     detectors: list[Detector]
     #: the detectors that look at every event (the rest only learn from finished tasks or ticks)
     per_event: list[Detector] = field(default_factory=list)
-    #: the burn-rate detectors this workflow's spend feeds: its tenant's, its team's and its own
+    #: the burn-rate detector this workflow's spend feeds, per event: its own (its tenant's and its
+    #: team's are fed by the minute, at ticks: detectors.scope_spend)
     spend: list[tuple[Detector, ResolvedSettings]] = field(default_factory=list)
     tasks: dict[str, TaskState] = field(default_factory=dict)
 
@@ -77,6 +79,9 @@ class Engine(EngineHandover):
 
     ``autonomy`` overrides every workflow's autonomy level (``burnguard replay --autonomy``).
     ``clock`` is used only for the anomaly's ``detected_at`` (wall clock), never for detection.
+    ``roll_up``: the tenant and team burn rates are not judged here but elsewhere, over several
+    engines' spend (the Kafka worker's roll-up stage): each tick appends ``(tick time, minutes)`` to
+    :attr:`rolled_up` instead of feeding this engine's own tenant and team detectors.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class Engine(EngineHandover):
         clock: Callable[[], float] = time.time,
         tick_s: float = 60.0,
         dedup_capacity: int = 200_000,
+        roll_up: bool = False,
     ) -> None:
         self.config = config or BurnguardConfig()
         self.autonomy = Autonomy(autonomy) if autonomy is not None else None
@@ -94,6 +100,9 @@ class Engine(EngineHandover):
         self.pricer = ModelPricer()
         self.clock = clock
         self.dedup_capacity = dedup_capacity
+        self.roll_up = roll_up
+        #: with ``roll_up``: per tick, its time and the minutes of spend it released (the caller empties it)
+        self.rolled_up: list[tuple[float, list[MinuteSpend]]] = []
         #: called with a root task's final totals when it finishes (not when it expires), before the
         #: engine forgets it: the Kafka worker publishes a task summary from it
         self.on_task_finished: Callable[[TaskState], None] | None = None
@@ -111,6 +120,7 @@ class Engine(EngineHandover):
         self._seen = RecentIds(dedup_capacity)
         self._finished = RecentIds(dedup_capacity)
         self._unpriced_models: set[str] = set()
+        self.minutes = SpendMinutes()
         self._pending_state: dict[str, Any] = {}
         self.max_ts = 0.0
         self._next_tick = 0.0
@@ -215,6 +225,8 @@ class Engine(EngineHandover):
             self._signal(sig, settings, None, out)
 
     def _feed_spend(self, scope: _WorkflowScope, event: CostEvent, task: TaskState | None, out: list[Anomaly]) -> None:
+        if event.cost_usd:
+            self.minutes.add(event.ts, (event.tenant, event.team, event.workflow), event.cost_usd)
         for det, settings in scope.spend:
             sig = det.on_event(event, task)  # type: ignore[arg-type]
             if sig is not None:
@@ -303,6 +315,11 @@ class Engine(EngineHandover):
                 out.extend(self.episodes.resolve_root(task.root_task_id, now, "task expired after a silence"))
                 self._drop(task, scope)
                 self.stats.tasks_expired += 1
+        released = self.minutes.release(now + self.config.lateness_s)
+        if self.roll_up:
+            self.rolled_up.append((now, released))
+        else:
+            feed_minutes(released, self._scope_detector_for)
         for key, det in self._scope_detectors.items():
             for sig in det.on_tick(now, ()):
                 self._signal(sig, self._settings_for_key(key), None, out)
@@ -318,10 +335,7 @@ class Engine(EngineHandover):
                 settings,
                 detectors,
                 per_event=[d for d in detectors if type(d).on_event is not Detector.on_event],
-                spend=[
-                    (self._scope_detectors.get(k) or self._scope_detector(k), self._settings_for_key(k))
-                    for k in ((tenant,), (tenant, team), key)
-                ],
+                spend=[(self._scope_detector_for(key), settings)],
             )
             pending = self._pending_state.pop(_join(key), None)
             if pending:
@@ -329,6 +343,19 @@ class Engine(EngineHandover):
                     if det.name in pending:
                         det.restore(pending[det.name])
         return scope
+
+    def tick_rolled_up(self, now: float, minutes: list[MinuteSpend]) -> list[Anomaly]:
+        """The roll-up stage's tick: feed every engine's minutes released by their tick ``now``
+        (see ``roll_up``) to this engine's tenant and team detectors, then let them tick at ``now``."""
+        out: list[Anomaly] = []
+        feed_minutes(minutes, self._scope_detector_for)
+        self.max_ts = max(self.max_ts, now)
+        self._next_tick = now + self.tick_s
+        self._tick(now, out)
+        return out
+
+    def _scope_detector_for(self, key: ScopeKey) -> Detector:
+        return self._scope_detectors.get(key) or self._scope_detector(key)
 
     def _settings_for_key(self, key: ScopeKey) -> ResolvedSettings:
         return self.config.resolve(key[0], key[1] if len(key) > 1 else None, key[2] if len(key) > 2 else None)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from detectors.episodes import EpisodeBook
     from detectors.kill_policy import KillCooldowns
     from detectors.ledger import RecentIds
+    from detectors.scope_spend import SpendMinutes
 
 __all__ = ["EngineHandover", "ScopeKey"]
 
@@ -43,6 +44,7 @@ class EngineHandover:
     _seen: RecentIds
     _finished: RecentIds
     _unpriced_models: set[str]
+    minutes: SpendMinutes
 
     def _reset(self) -> None:
         raise NotImplementedError
@@ -72,6 +74,7 @@ class EngineHandover:
             "finished": self._finished.snapshot(),
             "unpriced": sorted(self._unpriced_models),
             "kills": self.kill_cooldowns.snapshot(),
+            "minutes": self.minutes.snapshot(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -94,6 +97,7 @@ class EngineHandover:
         self._finished.restore(state["finished"])
         self._unpriced_models = set(state["unpriced"])
         self.kill_cooldowns.restore(state.get("kills", {}))
+        self.minutes.restore(state.get("minutes"))  # absent from snapshots older than the roll-up
 
     def snapshot_bytes(self) -> bytes:
         return orjson.dumps(self.snapshot())
@@ -130,8 +134,8 @@ class EngineHandover:
 
     def snapshot_shared(self, keep_ids: int | None = None) -> dict[str, Any]:
         """:meth:`snapshot` without any workflow's part (see :meth:`snapshot_workflow`): event time,
-        the tenant and team burn-rate scopes, their episodes, and the most recent ``keep_ids`` seen
-        event ids and finished root ids (all of them when ``None``)."""
+        the tenant and team burn-rate scopes, their episodes, the spend not yet released to them,
+        and the most recent ``keep_ids`` seen event ids and finished root ids (all of them when ``None``)."""
         detectors = {
             "scope:" + _join(k): {"burn_rate": d.snapshot()} for k, d in self._scope_detectors.items() if len(k) < 3
         }
@@ -156,6 +160,7 @@ class EngineHandover:
             "seen": seen,
             "finished": finished,
             "unpriced": sorted(self._unpriced_models),
+            "minutes": self.minutes.snapshot(),
         }
 
 

@@ -1,0 +1,117 @@
+"""Tenant and team spend in whole minutes of event time: what their burn-rate detectors are fed.
+
+A tenant's or team's :class:`~detectors.burn_rate.BurnRateDetector` judges its spend per bucket
+(``bucket_s``, a whole number of minutes) and its money budgets on spend per minute
+(:class:`~detectors.budgets.SpendRing`). Neither needs each event: per workflow and whole minute,
+the sum, the largest step and the time of the last spend give the same buckets, the same rings and
+the same budget periods. :class:`SpendMinutes` collects these :data:`MinuteSpend` records and, at
+each event-time tick ``T``, releases the minutes that ended by ``T + lateness`` (every event before
+them has been seen). ``burnguard replay`` feeds them to its own tenant and team detectors before
+they tick (:func:`feed_minutes`); in the Kafka worker each partition's engine sees only its own
+workflows, so it hands them to the roll-up stage (:mod:`streams.rollup`), which gathers every
+partition's before it ticks the same detectors.
+
+The feeding order is canonical — ``(minute, tenant, team, workflow)`` — so the floating-point sums
+come out bit-identical whichever partition held which workflow. Exact when ``bucket_s`` is a whole
+number of minutes (the default 300 s is): a bucket then never splits a minute. A *late* event, whose
+minute was already released, counts in the first minute not yet released.
+
+>>> minutes = SpendMinutes()
+>>> minutes.add(125.0, ("acme", "search", "triage"), 0.5)
+>>> minutes.add(130.0, ("acme", "search", "triage"), 2.0)
+>>> minutes.add(190.0, ("acme", "ops", "audit"), 1.0)
+>>> minutes.release(180.0)  # minutes ending by t=180 s
+[(120.0, 'acme', 'search', 'triage', 2.5, 2.0, 130.0)]
+>>> minutes.add(150.0, ("acme", "search", "triage"), 4.0)  # late: its minute is gone
+>>> minutes.release(240.0)
+[(180.0, 'acme', 'ops', 'audit', 1.0, 1.0, 190.0), (180.0, 'acme', 'search', 'triage', 4.0, 4.0, 180.0)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from detectors.base import Detector
+from detectors.burn_rate import BurnRateDetector
+
+__all__ = ["MINUTE_S", "MinuteSpend", "SpendMinutes", "feed_minutes", "parse_minutes"]
+
+MINUTE_S = 60.0
+#: ``(minute start, tenant, team, workflow, spend USD, largest step USD, last spend time)``, times in epoch s
+MinuteSpend = tuple[float, str, str, str, float, float, float]
+
+
+class SpendMinutes:
+    """Spend per (whole minute, workflow) not yet released to the tenant and team detectors."""
+
+    __slots__ = ("_open", "released_to")
+
+    def __init__(self) -> None:
+        #: (minute, tenant, team, workflow) -> [spend, largest step, last spend time]
+        self._open: dict[tuple[float, str, str, str], list[float]] = {}
+        #: every minute before this one (epoch s, a whole minute) has been released
+        self.released_to = -math.inf
+
+    def add(self, ts: float, workflow: tuple[str, str, str], usd: float) -> None:
+        """``usd`` spent at event time ``ts`` by ``(tenant, team, workflow)``."""
+        minute = ts - ts % MINUTE_S
+        if minute < self.released_to:  # late: it counts now, in the first open minute
+            minute = ts = self.released_to
+        entry = self._open.get((minute, *workflow))
+        if entry is None:
+            self._open[(minute, *workflow)] = [usd, usd, ts]
+            return
+        entry[0] += usd
+        if usd > entry[1]:
+            entry[1] = usd
+        if ts > entry[2]:
+            entry[2] = ts
+
+    def release(self, until: float) -> list[MinuteSpend]:
+        """The minutes that ended by ``until`` (epoch s), in feeding order; they leave the collection."""
+        cutoff = until - until % MINUTE_S
+        if cutoff <= self.released_to:
+            return []
+        self.released_to = cutoff
+        done = sorted(k for k in self._open if k[0] < cutoff)
+        return [(*key, *self._open.pop(key)) for key in done]  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "to": None if self.released_to == -math.inf else self.released_to,
+            "open": [[*k, *v] for k, v in self._open.items()],
+        }
+
+    def restore(self, data: dict[str, Any] | None) -> None:
+        self._open = {}
+        self.released_to = -math.inf
+        if not data:
+            return
+        self.released_to = -math.inf if data["to"] is None else float(data["to"])
+        for m in parse_minutes(data["open"]):
+            self._open[m[:4]] = list(m[4:])
+
+
+def parse_minutes(rows: Iterable[Any]) -> list[MinuteSpend]:
+    """:data:`MinuteSpend` s from their JSON form (lists); a malformed row raises ``ValueError``."""
+    out: list[MinuteSpend] = []
+    for row in rows:
+        if not isinstance(row, list | tuple) or len(row) != 7:
+            raise ValueError(f"not a minute of spend: {row!r}")
+        m, tenant, team, workflow, usd, top, last = row
+        out.append((float(m), str(tenant), str(team), str(workflow), float(usd), float(top), float(last)))
+    return out
+
+
+def feed_minutes(minutes: Iterable[MinuteSpend], detector_for: Callable[[tuple[str, ...]], Detector]) -> None:
+    """Feed each minute to its tenant's and its team's burn-rate detector, in canonical order."""
+    for _, tenant, team, _, usd, top, last in sorted(minutes):
+        for key in ((tenant,), (tenant, team)):
+            det = detector_for(key)
+            if isinstance(det, BurnRateDetector):
+                det.add_spend(last, usd, top, {"tenant": tenant, "team": team} if len(key) == 2 else {"tenant": tenant})

@@ -26,12 +26,13 @@ from pydantic import ValidationError
 
 from detectors.config import Autonomy, BurnguardConfig
 from detectors.engine import Engine, describe_validation_error
-from detectors.ledger import BUDGET_LINES, TaskState
+from detectors.ledger import TaskState
 from schemas.events import CostEvent
-from schemas.timefmt import format_ts, parse_ts
+from schemas.timefmt import parse_ts
 from streams.dlq import DeadLetterLog, dead_letter
 from streams.ordering import EventTimeMerge
 from streams.state import PartitionState, workflow_key
+from streams.summaries import TASK_SUMMARY_SCHEMA, task_summary
 
 __all__ = [
     "SOURCE_HEADER",
@@ -52,7 +53,6 @@ __all__ = [
 log = logging.getLogger("burnguard.streams")
 SOURCE_HEADER = "burnguard-source"
 TS_HEADER = "burnguard-ts"
-TASK_SUMMARY_SCHEMA = "burnguard.task_summary/1"
 
 
 def source_header(topic: str, partition: int, offset: int) -> bytes:
@@ -114,32 +114,6 @@ def route_with_time(value: bytes | None) -> tuple[bytes | None, str | None, floa
     except ValidationError as exc:
         return None, describe_validation_error(exc), None
     return None, "event: tenant, team and workflow must be non-empty strings", None
-
-
-def task_summary(task: TaskState) -> dict[str, Any]:
-    """The ``burnguard.task_summary/1`` record of a finished root task: money in USD (sub-agents
-    included, split into the budget lines), times RFC 3339 UTC, ``duration_s`` in seconds."""
-    return {
-        "schema": TASK_SUMMARY_SCHEMA,
-        "root_task_id": task.root_task_id,
-        "scope": {"tenant": task.tenant, "team": task.team, "workflow": task.workflow},
-        "agent": task.agent,
-        "outcome": task.outcome,
-        "cost_usd": round(task.cost_usd, 9),
-        "lines": {name: round(task.lines[i], 9) for i, name in enumerate(BUDGET_LINES)},
-        "budget_usd": task.budget_usd,
-        "value_usd": task.value_usd,
-        "started_at": format_ts(task.started_ts),
-        "finished_at": format_ts(task.last_ts),
-        "duration_s": round(task.duration_s, 3),
-        "steps": task.steps,
-        "model_calls": task.model_calls,
-        "unpriced_steps": task.unpriced_steps,
-        "errors": task.errors,
-        "retries": task.retries,
-        "subagents": task.subagents,
-        "killed": task.killed,
-    }
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from detectors.handover import EngineHandover, ScopeKey, _join
 from detectors.kill_policy import KillCooldowns, aim_kill
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
-from detectors.scope_spend import MinuteSpend, SpendMinutes, feed_minutes
+from detectors.scope_spend import MinuteSpend, RolledUpTick, SpendMinutes, feed_minutes
 from schemas.anomaly import Action, Anomaly, Severity
 from schemas.events import Category, CostEvent, EventKind
 from schemas.pricing import ModelPricer
@@ -80,8 +80,9 @@ class Engine(EngineHandover):
     ``autonomy`` overrides every workflow's autonomy level (``burnguard replay --autonomy``).
     ``clock`` is used only for the anomaly's ``detected_at`` (wall clock), never for detection.
     ``roll_up``: the tenant and team burn rates are not judged here but elsewhere, over several
-    engines' spend (the Kafka worker's roll-up stage): each tick appends ``(tick time, minutes)`` to
-    :attr:`rolled_up` instead of feeding this engine's own tenant and team detectors.
+    engines' spend (the Kafka worker's roll-up stage): each tick appends a
+    :class:`~detectors.scope_spend.RolledUpTick` to :attr:`rolled_up` instead of feeding this
+    engine's own tenant and team detectors.
     """
 
     def __init__(
@@ -101,8 +102,8 @@ class Engine(EngineHandover):
         self.clock = clock
         self.dedup_capacity = dedup_capacity
         self.roll_up = roll_up
-        #: with ``roll_up``: per tick, its time and the minutes of spend it released (the caller empties it)
-        self.rolled_up: list[tuple[float, list[MinuteSpend]]] = []
+        #: with ``roll_up``: each tick's released minutes of spend (the caller empties the list)
+        self.rolled_up: list[RolledUpTick] = []
         #: called with a root task's final totals when it finishes (not when it expires), before the
         #: engine forgets it: the Kafka worker publishes a task summary from it
         self.on_task_finished: Callable[[TaskState], None] | None = None
@@ -315,9 +316,10 @@ class Engine(EngineHandover):
                 out.extend(self.episodes.resolve_root(task.root_task_id, now, "task expired after a silence"))
                 self._drop(task, scope)
                 self.stats.tasks_expired += 1
+        before = self.minutes.released_to
         released = self.minutes.release(now + self.config.lateness_s)
         if self.roll_up:
-            self.rolled_up.append((now, released))
+            self.rolled_up.append(RolledUpTick(now, before, self.minutes.released_to, released))
         else:
             feed_minutes(released, self._scope_detector_for)
         for key, det in self._scope_detectors.items():

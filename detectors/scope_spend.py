@@ -31,16 +31,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from detectors.base import Detector
 from detectors.burn_rate import BurnRateDetector
 
-__all__ = ["MINUTE_S", "MinuteSpend", "SpendMinutes", "feed_minutes", "parse_minutes"]
+__all__ = ["MINUTE_S", "MinuteSpend", "RolledUpTick", "SpendMinutes", "feed_minutes", "parse_minutes"]
 
 MINUTE_S = 60.0
 #: ``(minute start, tenant, team, workflow, spend USD, largest step USD, last spend time)``, times in epoch s
 MinuteSpend = tuple[float, str, str, str, float, float, float]
+
+
+class RolledUpTick(NamedTuple):
+    """What one engine's tick at ``tick`` released: every minute in ``[since, until)`` of its
+    workflows (``since`` is ``-inf`` on its first tick), as :data:`MinuteSpend` s."""
+
+    tick: float
+    since: float
+    until: float
+    minutes: list[MinuteSpend]
 
 
 class SpendMinutes:

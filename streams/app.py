@@ -11,7 +11,9 @@ Topology (``P`` = ``settings.partitions``)::
         └─ detect: one Engine per partition, batches of ``batch_max`` records, folded in event-time
            order across source partitions (streams.ordering)
              ├─▶ burnguard.anomalies (key anomaly_id)      ├─▶ burnguard.dlq (rejected by the engine)
-             ├─▶ burnguard.task-summaries (key root task)  └─▶ table engine-state (changelog, compacted)
+             ├─▶ burnguard.task-summaries (key root task)  ├─▶ table engine-state (changelog, compacted)
+             └─▶ <app_id>-spend-rollup (P): each tick's spend per tenant and team, to the roll-up
+                 stage, which judges tenant- and team-level burn rates and budgets (streams.rollup_stage)
 
 Every value is raw bytes (``raw`` serializers): JSON produced and parsed by burnguard, never pickle.
 A batch's table writes and output records are handed to the producer before its records are
@@ -60,6 +62,7 @@ from streams.pipeline import (
     route_with_time,
     source_header,
 )
+from streams.rollup_stage import add_rollup_stage
 from streams.settings import StreamSettings
 
 __all__ = ["STATE_TABLE", "create_app", "faust_credentials"]
@@ -172,7 +175,9 @@ def create_app(
         max_value_bytes=settings.max_value_bytes,
         sources=sources,
         max_held=settings.max_held,
+        roll_up=True,
     )
+    send_spend_reports = add_rollup_stage(app, settings, config, raw_topic, anomalies, dlq)
     # what the ingest has read of each source partition: the highest event time and the last offset
     frontier: dict[int, float] = {}
     read_to: dict[int, int] = {}
@@ -297,6 +302,7 @@ def create_app(
                 await send_raw(settings.summaries_topic, key, value)
             for dl_key, value in result.dead_letters:
                 await dlq.send(key=dl_key, value=value)
+            await send_spend_reports(pipeline)
             # an event is acknowledged once it and everything before it in its partition is folded:
             # take_events acknowledges the batch, so a waiting event keeps one more reference
             assigned = app.consumer.assignment()

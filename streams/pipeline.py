@@ -178,7 +178,8 @@ class DetectionPipeline:
     With ``sources`` (every ``"topic:partition"`` of the events topic), records that carry their
     event time are folded in event-time order across sources and each engine's event time follows
     the sources' watermarks (:class:`~streams.ordering.EventTimeMerge`, at most ``max_held``
-    records waiting per partition); without, records are folded as they arrive.
+    records waiting per partition); without, records are folded as they arrive. With ``roll_up``,
+    each engine leaves its tenants' and teams' burn rates to the roll-up stage (streams.rollup).
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class DetectionPipeline:
         clock: Callable[[], float] = time.time,
         sources: Sequence[str] | None = None,
         max_held: int = 50_000,
+        roll_up: bool = False,
     ) -> None:
         self.config = config
         self.partitions = partitions
@@ -201,6 +203,7 @@ class DetectionPipeline:
         self.clock = clock
         self.sources = list(sources) if sources is not None else None
         self.max_held = max_held
+        self.roll_up = roll_up  # tenant and team burn rates are the roll-up stage's (streams.rollup)
         self.stats = PipelineStats()
         self.states: dict[int, PartitionState] = {}
         self.merges: dict[int, EventTimeMerge[Record]] = {}
@@ -210,7 +213,7 @@ class DetectionPipeline:
         self.note_dead = DeadLetterLog()
 
     def _engine(self) -> Engine:
-        engine = Engine(self.config, autonomy=self.autonomy, clock=self.clock)
+        engine = Engine(self.config, autonomy=self.autonomy, clock=self.clock, roll_up=self.roll_up)
         engine.on_task_finished = self._on_finished
         return engine
 

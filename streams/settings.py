@@ -237,6 +237,11 @@ class StreamSettings:
                 raise SettingsError(f"{_PREFIX}{name.upper()}={getattr(self, name)!r}: must be more than 0 seconds")
 
     @property
+    def rollup_topic(self) -> str:
+        """The roll-up stage's topic (streams.rollup): internal to the app, so named after it."""
+        return f"{self.app_id}-spend-rollup"
+
+    @property
     def uses_ssl(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
 

@@ -61,6 +61,7 @@ def topic_specs(settings: StreamSettings) -> list[TopicSpec]:
     return [
         TopicSpec(settings.events_topic, p, r, dict(retention)),
         TopicSpec(settings.internal_topic, p, r, dict(retention)),
+        TopicSpec(settings.rollup_topic, p, r, dict(retention)),
         TopicSpec(settings.anomalies_topic, p, r, dict(retention)),
         TopicSpec(settings.summaries_topic, p, r, dict(retention)),
         # dead letters are kept longer: someone has to look at them
@@ -111,7 +112,7 @@ async def ensure_topics(settings: StreamSettings, timeout_s: float = 20.0) -> di
             log.info("created topics %s", ", ".join(s.name for s in missing))
         counts = await _partition_counts(admin, [s.name for s in specs], timeout_s)
         keyed_alike = (settings.kill_internal_topic, settings.kill_acks_topic, settings.kill_proposals_topic)
-        for name in (settings.internal_topic, *keyed_alike):
+        for name in (settings.internal_topic, settings.rollup_topic, *keyed_alike):
             internal = counts.get(name)
             if internal is not None and internal != settings.partitions:
                 raise RuntimeError(

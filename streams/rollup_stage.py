@@ -1,0 +1,98 @@
+"""The roll-up stage wired into the Faust app: its topic, its table and its agent (:mod:`streams.rollup`).
+
+::
+
+    detect (every partition, after each batch that ticked)
+        └─ one spend report per roll-up partition ─▶ <app_id>-spend-rollup (P, by tenant)
+    <app_id>-spend-rollup
+        └─ rollup: one RollupState per partition ─┬─▶ burnguard.anomalies (tenant, team)
+                                                   ├─▶ table spend-rollup (changelog, compacted)
+                                                   └─▶ burnguard.dlq (a record that is no report)
+
+Delivery is at least once, as for the detect stage: a batch's table writes and anomalies are handed
+to the producer before Faust commits its offsets; a report sent again counts once, and a batch
+processed again from an older checkpoint raises the same anomalies under the same ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+
+from detectors.config import BurnguardConfig
+from streams.dlq import dead_letter
+from streams.pipeline import DetectionPipeline
+from streams.rollup import RollupPipeline, spend_reports
+from streams.settings import StreamSettings
+
+__all__ = ["ROLLUP_TABLE", "add_rollup_stage"]
+
+log = logging.getLogger("burnguard.streams")
+ROLLUP_TABLE = "spend-rollup"
+
+
+def add_rollup_stage(
+    app: faust.App,
+    settings: StreamSettings,
+    config: BurnguardConfig,
+    raw_topic: Callable[[str], faust.TopicT],
+    anomalies: faust.TopicT,
+    dlq: faust.TopicT,
+) -> Callable[[DetectionPipeline], Awaitable[None]]:
+    """Add the roll-up topic, table and agent to ``app``; return what the detect agent awaits after
+    each batch, before acknowledging it: the spend reports of the ticks its engines ran."""
+    topic = raw_topic(settings.rollup_topic)
+    table = app.Table(
+        ROLLUP_TABLE,
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        use_partitioner=True,
+        help="burnguard roll-up checkpoints, one per partition of the roll-up topic (streams.rollup)",
+    )
+    rollup = RollupPipeline(
+        config,
+        partitions=settings.partitions,
+        sources=settings.partitions,
+        autonomy=settings.autonomy,
+        max_value_bytes=settings.max_value_bytes,
+    )
+
+    @app.agent(topic, name="rollup")
+    async def roll_up(stream: faust.StreamT) -> None:
+        async for batch in cast(faust.Stream, stream).take_events(settings.batch_max, within=settings.batch_within_s):
+            assigned = app.consumer.assignment()
+            items = [(e.message.partition, e.message.offset, e.message.value) for e in batch]
+            items = [i for i, e in zip(items, batch, strict=True) if e.message.tp in assigned]
+            for partition in sorted({i[0] for i in items} - rollup.states.keys()):
+                state = rollup.load(partition, dict(table.items()))
+                log.info("roll-up partition %d restored (%d detect partitions heard of)", partition, len(state.covered))
+            result = rollup.process(items)
+            for key, value in result.state.items():
+                table[key] = value
+            for key, value in result.anomalies:
+                await anomalies.send(key=key, value=value)
+            for partition, offset, reason in result.bad:
+                log.error("%s/%d@%d is not a spend report: %s", settings.rollup_topic, partition, offset, reason)
+                raw = next(i[2] for i in items if i[0] == partition and i[1] == offset)
+                record = dead_letter(raw, reason, settings.rollup_topic, partition, offset, "rollup")
+                await dlq.send(key=None, value=record)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as in streams.app
+    async def forget_revoked_rollups(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        rollup.drop(tp.partition for tp in revoked if tp.topic == settings.rollup_topic)
+
+    async def send_reports(pipeline: DetectionPipeline) -> None:
+        for partition, state in sorted(pipeline.states.items()):
+            ticks, state.engine.rolled_up = state.engine.rolled_up, []
+            for target, value in spend_reports(partition, ticks, settings.partitions):
+                await topic.send(key=str(partition).encode(), value=value, partition=target)
+
+    app.burnguard_rollup = rollup  # type: ignore[attr-defined]  # for tests
+    return send_reports

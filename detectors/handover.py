@@ -110,7 +110,8 @@ class EngineHandover:
 
     def snapshot_workflow(self, key: ScopeKey) -> dict[str, Any]:
         """The part of :meth:`snapshot` about one ``(tenant, team, workflow)``: its detectors, its
-        burn-rate scope, its live tasks and the open episodes whose scope names that workflow."""
+        burn-rate scope, its live tasks, the open episodes whose scope names that workflow, and its
+        spend not yet released to its tenant and team (``minutes``)."""
         name = _join(key)
         detectors: dict[str, Any] = {}
         scope = self._workflows.get(key)
@@ -130,11 +131,13 @@ class EngineHandover:
                 a.model_dump(mode="json", by_alias=True) for a in self.episodes.open.values() if _scope_key(a) == key
             ],
             "kills": self.kill_cooldowns.snapshot(key),
+            # with its events' offsets in one record: a checkpoint cut short never splits them
+            "minutes": self.minutes.rows_of(key),
         }
 
     def snapshot_shared(self, keep_ids: int | None = None) -> dict[str, Any]:
         """:meth:`snapshot` without any workflow's part (see :meth:`snapshot_workflow`): event time,
-        the tenant and team burn-rate scopes, their episodes, the spend not yet released to them,
+        the tenant and team burn-rate scopes, their episodes, how far spend is released to them,
         and the most recent ``keep_ids`` seen event ids and finished root ids (all of them when ``None``)."""
         detectors = {
             "scope:" + _join(k): {"burn_rate": d.snapshot()} for k, d in self._scope_detectors.items() if len(k) < 3
@@ -160,7 +163,7 @@ class EngineHandover:
             "seen": seen,
             "finished": finished,
             "unpriced": sorted(self._unpriced_models),
-            "minutes": self.minutes.snapshot(),
+            "minutes": self.minutes.snapshot(everything=False),
         }
 
 

@@ -91,11 +91,17 @@ class SpendMinutes:
     def __len__(self) -> int:
         return len(self._open)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, everything: bool = True) -> dict[str, Any]:
+        """Plain data for :meth:`restore`; without ``everything``, only the release mark (the Kafka
+        worker checkpoints each workflow's minutes with that workflow: :meth:`rows_of`)."""
         return {
             "to": None if self.released_to == -math.inf else self.released_to,
-            "open": [[*k, *v] for k, v in self._open.items()],
+            "open": [[*k, *v] for k, v in self._open.items()] if everything else [],
         }
+
+    def rows_of(self, workflow: tuple[str, ...]) -> list[list[Any]]:
+        """The open minutes of one ``(tenant, team, workflow)``, as rows of :meth:`snapshot`'s ``open``."""
+        return [[*k, *v] for k, v in self._open.items() if k[1:] == workflow]
 
     def restore(self, data: dict[str, Any] | None) -> None:
         self._open = {}

@@ -293,6 +293,7 @@ def create_app(
                     len(state.src),
                 )
             result = pipeline.process(items)
+            await send_spend_reports(pipeline)  # delivered before the checkpoint that says they were sent
             for key, value in result.state.items():
                 table[key] = value
             for key, value in result.anomalies:
@@ -302,7 +303,6 @@ def create_app(
                 await send_raw(settings.summaries_topic, key, value)
             for dl_key, value in result.dead_letters:
                 await dlq.send(key=dl_key, value=value)
-            await send_spend_reports(pipeline)
             # an event is acknowledged once it and everything before it in its partition is folded:
             # take_events acknowledges the batch, so a waiting event keeps one more reference
             assigned = app.consumer.assignment()

@@ -11,7 +11,10 @@
 
 Delivery is at least once, as for the detect stage: a batch's table writes and anomalies are handed
 to the producer before Faust commits its offsets; a report sent again counts once, and a batch
-processed again from an older checkpoint raises the same anomalies under the same ids.
+processed again from an older checkpoint raises the same anomalies under the same ids. The detect
+stage waits until the broker has its reports before it writes the checkpoint that no longer holds
+their minutes; each workflow's unreleased minutes are checkpointed with that workflow's offsets
+(streams.state), so a checkpoint cut short by a crash neither loses nor repeats a minute.
 """
 
 from __future__ import annotations
@@ -89,10 +92,15 @@ def add_rollup_stage(
         rollup.drop(tp.partition for tp in revoked if tp.topic == settings.rollup_topic)
 
     async def send_reports(pipeline: DetectionPipeline) -> None:
+        # awaited until the broker has them: the checkpoint written next no longer holds the minutes
+        # they carry, so a report lost in a crash after it could never be sent again
+        sent = []
         for partition, state in sorted(pipeline.states.items()):
             ticks, state.engine.rolled_up = state.engine.rolled_up, []
             for target, value in spend_reports(partition, ticks, settings.partitions):
-                await topic.send(key=str(partition).encode(), value=value, partition=target)
+                sent.append(await topic.send(key=str(partition).encode(), value=value, partition=target))
+        for delivery in sent:
+            await delivery
 
     app.burnguard_rollup = rollup  # type: ignore[attr-defined]  # for tests
     return send_reports

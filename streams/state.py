@@ -135,11 +135,15 @@ def merge_snapshots(shared: dict[str, Any] | None, parts: Iterable[dict[str, Any
         merged["detectors"] = dict(shared["detectors"])
         merged["tasks"] = list(shared["tasks"])
         merged["episodes"] = list(shared["episodes"])
+    minutes = dict(merged.get("minutes") or {"to": None})
+    minutes["open"] = list(minutes.get("open") or ())
     for part in parts:
         merged["detectors"].update(part["detectors"])
         merged["tasks"].extend(part["tasks"])
         merged["episodes"].extend(part["episodes"])
         merged["kills"].update(part.get("kills", {}))
+        minutes["open"].extend(part.get("minutes", ()))
+    merged["minutes"] = minutes
     return merged
 
 

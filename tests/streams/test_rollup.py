@@ -161,7 +161,8 @@ def _scoped(anomalies: list[dict[str, Any]], cutoff: float) -> set[tuple[Any, ..
 
 def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalies(tmp_path: Path) -> None:
     """The detect pipeline as the worker runs it (4 partitions by workflow, event-time ticks driven by
-    watermarks), its reports delivered shuffled and twice, against ``burnguard replay``."""
+    watermarks), its reports delivered shuffled and a third of them twice, both stages restarted
+    from their checkpoints after every batch that raised an anomaly, against ``burnguard replay``."""
     path = tmp_path / "fleet.jsonl"
     config_path = tmp_path / "burnguard.yaml"
     config_path.write_text(ROLLUP_FLEET_CONFIG)
@@ -172,24 +173,37 @@ def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalie
     cutoff = max(ev["ts"] for ev in events) - config.lateness_s
 
     n = 4
-    detect = DetectionPipeline(config, partitions=n, sources=["ev:0"], roll_up=True)
-    rollup = RollupPipeline(config, partitions=n, sources=n)
-    for p in range(n):
-        detect.load(p, {})
-        rollup.load(p, {})
+    tables: tuple[dict[bytes, bytes], dict[bytes, bytes]] = ({}, {})  # the two stages' changelogs
+
+    def start() -> tuple[DetectionPipeline, RollupPipeline]:
+        detect = DetectionPipeline(config, partitions=n, sources=["ev:0"], roll_up=True)
+        rollup = RollupPipeline(config, partitions=n, sources=n)
+        for p in range(n):
+            detect.load(p, tables[0])
+            rollup.load(p, tables[1])
+        return detect, rollup
+
+    stages = [start()]
+    restarts = [0]
     offsets = [0] * n
     rng = random.Random(7)
     got: list[dict[str, Any]] = []
 
     def batch(items: list[Record | Watermark]) -> None:
-        detect.process(items)
+        detect, rollup = stages[-1]
+        tables[0].update(detect.process(items).state)
         reports: list[tuple[int, int, bytes | None]] = []
         for p, state in detect.states.items():
             ticks, state.engine.rolled_up = state.engine.rolled_up, []
             reports += [(r, 0, v) for r, v in spend_reports(p, ticks, n)]
         reports += rng.sample(reports, len(reports) // 3)  # redelivered
         rng.shuffle(reports)
-        got.extend(orjson.loads(v) for _, v in rollup.process(reports).anomalies)
+        result = rollup.process(reports)
+        tables[1].update(result.state)
+        got.extend(orjson.loads(v) for _, v in result.anomalies)
+        if len(got) > restarts[-1]:  # after a batch that raised something, both restart from their tables
+            restarts.append(len(got))
+            stages.append(start())
 
     def mark(ts: float, idle: bool = False) -> list[Record | Watermark]:
         marks: list[Record | Watermark] = []
@@ -215,3 +229,4 @@ def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalie
     assert {(a[2], len(a[0]) > 0) for a in want} >= {("burn_usd_per_hour", True), ("budget_spent_fraction", True)}
     assert {"tenant"} in [set(a["scope"]) for a in expected if "workflow" not in a["scope"]]
     assert _scoped(got, cutoff) == want
+    assert len(stages) > 5

@@ -317,6 +317,26 @@ def comparable(anomalies: Sequence[dict[str, Any]], cutoff: float, *, task_level
     }
 
 
+def rolled_up(anomalies: Sequence[dict[str, Any]], cutoff: float) -> set[tuple[Any, ...]]:
+    """The anomalies at or before ``cutoff`` scoped to a tenant or a team (the roll-up stage's), as
+    ``(scope, metric, anomaly_id, detector, status, severity, action, observed)``, copies counted once;
+    ``scope`` is the tuple of its values (tenant, team)."""
+    return {
+        (
+            tuple(a["scope"][k] for k in ("tenant", "team") if k in a["scope"]),
+            a["metric"],
+            a["anomaly_id"],
+            a["detector"],
+            a["status"],
+            a["severity"],
+            a["action"],
+            a["observed"],
+        )
+        for a in anomalies
+        if parse_ts(a["ts"]) <= cutoff and "workflow" not in a["scope"]
+    }
+
+
 async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
     """Every partition of ``topics`` (which must exist)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

@@ -14,13 +14,17 @@ What is compared, ``(anomaly_id, detector, status, severity, action, observed)``
 - scoped to a root task — task_budget, runaway_task, fan_out, stale_task and the retry_rate stop
   rule, the issue's requirement — and, as well, those scoped to a workflow (burn rate and retry
   rate windows, cost shift), which the event-time order makes equal too;
+- scoped to a tenant or a team: burn rate against the learned rate and against money budgets
+  (:data:`ROLLUP_FLEET_CONFIG`: a tenant's learned rate, a team's and a tenant's daily budgets
+  crossed at 70, 90 and 100 %, a team's burned too fast), which no single partition can judge: the
+  roll-up stage (streams.rollup) gathers every partition's spend per minute and judges them, with
+  ``metric`` compared as well, since one episode holds learned and budget findings;
 - up to the last event's time less the lateness: replay lets time run past the end of its file to
   close its windows, a worker's event time never passes what its sources have reached.
 
-Not compared: tenant- and team-level burn rate (each partition sees only its own workflows'
-spend: a known gap), ``detected_at`` (wall clock), and the evidence of what a tick raised (the
-task's cost at that tick; replay ticks after the event that passes the watermark, the worker before
-it, so the task's state at the tick may differ by that one event).
+Not compared: ``detected_at`` (wall clock), and the evidence of what a tick raised (the task's cost
+at that tick; replay ticks after the event that passes the watermark, the worker before it, so the
+task's state at the tick may differ by that one event).
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ from streams.settings import StreamSettings
 from tests.streams.conftest import (
     BURNGUARD,
     REPO,
-    TASK_FLEET_CONFIG,
+    ROLLUP_FLEET_CONFIG,
     Names,
     comparable,
     read_all,
     reference_run,
+    rolled_up,
     task_fleet,
     values,
     wait_drained,
@@ -60,7 +65,7 @@ async def test_replay_and_the_worker_raise_the_same_task_level_anomalies(
     names: Names, start_worker: Any, tmp_path: Path
 ) -> None:
     config = tmp_path / "burnguard.yaml"
-    config.write_text(TASK_FLEET_CONFIG)
+    config.write_text(ROLLUP_FLEET_CONFIG)
     events = task_fleet()
     path = tmp_path / "fleet.jsonl"
     path.write_bytes(b"".join(encode_event(ev)[1] + b"\n" for ev in events))
@@ -78,6 +83,10 @@ async def test_replay_and_the_worker_raise_the_same_task_level_anomalies(
     _, summaries = reference_run(path, config)
     task_level = comparable(expected, cutoff, task_level=True)
     assert {a[1] for a in task_level} == {"task_budget", "runaway_task", "fan_out", "stale_task", "retry_rate"}
+    above = rolled_up(expected, cutoff)
+    assert {(len(a[0]), a[1]) for a in above} == {(1, "burn_usd_per_hour"), (2, "burn_usd_per_hour"),
+                                                  (1, "budget_spent_fraction"), (2, "budget_spent_fraction"),
+                                                  (2, "budget_burn_rate")}
 
     # the same file through Kafka
     env = names.env(BURNGUARD_PARTITIONS=str(PARTITIONS), BURNGUARD_WATERMARK_INTERVAL_S="0.5")
@@ -90,16 +99,21 @@ async def test_replay_and_the_worker_raise_the_same_task_level_anomalies(
         return {r.key.decode() for r in await read_all(names.bootstrap, names.summaries)} >= set(summaries)
 
     await wait_until(all_summarised, "a summary of every finished root task", 120, [worker])
-    await wait_drained(names.bootstrap, names.app_id, [names.events, names.internal], 60, [worker])
+    drained = [names.events, names.internal, settings.rollup_topic]
+    await wait_drained(names.bootstrap, names.app_id, drained, 60, [worker])
     elapsed = time.monotonic() - started
     got = values(await read_all(names.bootstrap, names.anomalies))
 
     assert comparable(got, cutoff, task_level=True) == task_level
     assert comparable(got, cutoff, task_level=False) == comparable(expected, cutoff, task_level=False)
+    assert rolled_up(got, cutoff) == above
     # no crash, no rebalance: every anomaly once, every summary once and with replay's totals
-    in_scope = [a for a in got if "workflow" in a["scope"] and parse_ts(a["ts"]) <= cutoff]
+    in_scope = [a for a in got if parse_ts(a["ts"]) <= cutoff]
     assert max(Counter((a["anomaly_id"], a["status"], a["severity"]) for a in in_scope).values()) == 1
     published = values(await read_all(names.bootstrap, names.summaries))
     assert len(published) == len(summaries)
     assert {s["root_task_id"]: s for s in published} == summaries
-    print(f"{len(events)} events, {len(task_level)} task-level anomalies, worker drained in {elapsed:.1f}s")
+    print(
+        f"{len(events)} events, {len(task_level)} task-level and {len(above)} tenant/team anomalies, "
+        f"worker drained in {elapsed:.1f}s"
+    )

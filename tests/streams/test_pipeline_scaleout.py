@@ -15,9 +15,11 @@ When the stream is drained (the group has committed the end of the input and int
   steps, errors, duration — nothing lost, nothing counted twice, no total from a half state;
 - the anomalies, copies counted once by ``(anomaly_id, status, severity)`` and compared with
   ``action`` and ``observed``, are exactly replay's: for the task-level detectors (task_budget,
-  runaway_task, fan_out, stale_task, retry_rate's stop rule) and for the workflow-level ones too,
-  up to the last event's time less the lateness (see test_pipeline_equivalence for why, and for
-  what is not compared: tenant/team burn rate, wall-clock times, a tick's evidence).
+  runaway_task, fan_out, stale_task, retry_rate's stop rule), for the workflow-level ones, and for
+  the tenant- and team-level burn rates and money budgets of the roll-up stage (its reports
+  redelivered, its state recovered from its table by the survivor), up to the last event's time
+  less the lateness (see test_pipeline_equivalence for why, and for what is not compared:
+  wall-clock times, a tick's evidence).
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from streams.feed import encode_event
 from streams.feed import produce_events as produce_fleet
 from streams.settings import StreamSettings
 from tests.streams.conftest import (
-    TASK_FLEET_CONFIG,
+    ROLLUP_FLEET_CONFIG,
     Names,
     comparable,
     group_assignment,
     read_all,
     reference_run,
+    rolled_up,
     task_fleet,
     values,
     wait_drained,
@@ -53,7 +56,7 @@ async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_othe
     names: Names, start_worker: Any, tmp_path: Path
 ) -> None:
     config = tmp_path / "burnguard.yaml"
-    config.write_text(TASK_FLEET_CONFIG)
+    config.write_text(ROLLUP_FLEET_CONFIG)
     events = task_fleet()
     path = tmp_path / "fleet.jsonl"
     path.write_bytes(b"".join(encode_event(ev)[1] + b"\n" for ev in events))
@@ -66,6 +69,7 @@ async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_othe
         "stale_task",
         "retry_rate",
     }
+    assert len({a[0] for a in rolled_up(expected, cutoff)}) == 5  # two tenants, three teams
 
     env = names.env(BURNGUARD_PARTITIONS=str(PARTITIONS), BURNGUARD_WATERMARK_INTERVAL_S="0.5")
     settings = StreamSettings.from_env(env)
@@ -108,7 +112,7 @@ async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_othe
         return {r.key.decode() for r in await read_all(names.bootstrap, names.summaries)} >= set(summaries)
 
     await wait_until(all_summarised, "a summary of every finished root task", 90, [survivor])
-    await wait_drained(names.bootstrap, names.app_id, topics, 60, [survivor])
+    await wait_drained(names.bootstrap, names.app_id, [*topics, settings.rollup_topic], 60, [survivor])
     elapsed = time.monotonic() - started
     assert at_kill < len(summaries)  # the kill came mid-stream
 
@@ -122,6 +126,7 @@ async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_othe
     got = values(await read_all(names.bootstrap, names.anomalies))
     assert comparable(got, cutoff, task_level=True) == comparable(expected, cutoff, task_level=True)
     assert comparable(got, cutoff, task_level=False) == comparable(expected, cutoff, task_level=False)
+    assert rolled_up(got, cutoff) == rolled_up(expected, cutoff)
     copies = len(published) - len(summaries)
     print(
         f"{len(events)} events; killed one of two workers at {at_kill}/{len(summaries)} summaries; the other held "

@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` builds the app (:mod:`streams.app`); :mod:`streams.pipeline` holds what
 its agents do, :mod:`streams.ordering` how each engine gets its workflows' events in event-time
-order, :mod:`streams.state` how an engine's state survives a crash, :mod:`streams.dlq` the
-dead-letter records, :mod:`streams.topics` the topics, :mod:`streams.settings` the settings.
+order, :mod:`streams.state` how an engine's state survives a crash, :mod:`streams.rollup` how
+tenant- and team-level burn rates are judged over every partition's spend (wired by
+:mod:`streams.rollup_stage`), :mod:`streams.dlq` the dead-letter records, :mod:`streams.topics`
+the topics, :mod:`streams.settings` the settings.
 """
 
 from streams.app import create_app

@@ -91,6 +91,16 @@ def add_rollup_stage(
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         rollup.drop(tp.partition for tp in revoked if tp.topic == settings.rollup_topic)
 
+    @app.timer(30.0)
+    async def report_rollup_every_30s() -> None:
+        s = rollup.stats
+        held = sorted(rollup.states)
+        log.info(
+            "roll-up: %d reports (%d ticks counted already, %d early, %d bad), %d ticks run, %d anomalies; "
+            "partitions held %s",
+            *(s.reports, s.duplicates, s.early, s.bad_reports, s.ticks, s.anomalies, held),
+        )
+
     async def send_reports(pipeline: DetectionPipeline) -> None:
         # awaited until the broker has them: the checkpoint written next no longer holds the minutes
         # they carry, so a report lost in a crash after it could never be sent again

@@ -9,8 +9,12 @@ batch it writes, for that partition:
   "max_ts", "state"}`` where ``state`` is :meth:`Engine.snapshot_workflow` (its detectors and
   baselines, its live tasks, its open episodes) and ``src`` maps each source partition
   (``"topic:partition"``) to the highest source offset folded into that state;
-- one shared entry (:meth:`Engine.snapshot_shared`: event time, tenant and team burn rates, the
-  newest seen event ids), under an *anchor key* chosen to hash to the partition.
+- one shared entry (:meth:`Engine.snapshot_shared`: event time, how far spend is released to the
+  roll-up stage, the newest seen event ids), under an *anchor key* chosen to hash to the partition.
+
+A workflow's spend not yet released to its tenant and team (:mod:`detectors.scope_spend`) is in
+the workflow's entry, with its ``src``: a crash between two writes of one checkpoint cannot count
+a minute twice or lose it.
 
 ``src`` is what makes redelivery harmless: an event whose source offset is at or below its
 workflow's ``src`` was already counted in the state that was restored, and is skipped. A value

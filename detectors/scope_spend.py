@@ -59,8 +59,8 @@ class SpendMinutes:
     __slots__ = ("_open", "released_to")
 
     def __init__(self) -> None:
-        #: (minute, tenant, team, workflow) -> [spend, largest step, last spend time]
-        self._open: dict[tuple[float, str, str, str], list[float]] = {}
+        #: (tenant, team, workflow) -> minute -> [spend, largest step, last spend time]
+        self._open: dict[tuple[str, ...], dict[float, list[float]]] = {}
         #: every minute before this one (epoch s, a whole minute) has been released
         self.released_to = -math.inf
 
@@ -69,9 +69,12 @@ class SpendMinutes:
         minute = ts - ts % MINUTE_S
         if minute < self.released_to:  # late: it counts now, in the first open minute
             minute = ts = self.released_to
-        entry = self._open.get((minute, *workflow))
+        minutes = self._open.get(workflow)
+        if minutes is None:
+            minutes = self._open[workflow] = {}
+        entry = minutes.get(minute)
         if entry is None:
-            self._open[(minute, *workflow)] = [usd, usd, ts]
+            minutes[minute] = [usd, usd, ts]
             return
         entry[0] += usd
         if usd > entry[1]:
@@ -85,23 +88,32 @@ class SpendMinutes:
         if cutoff <= self.released_to:
             return []
         self.released_to = cutoff
-        done = sorted(k for k in self._open if k[0] < cutoff)
-        return [(*key, *self._open.pop(key)) for key in done]  # type: ignore[misc]
+        out: list[MinuteSpend] = []
+        for workflow in list(self._open):
+            minutes = self._open[workflow]
+            tenant, team, name = workflow
+            for minute in [m for m in minutes if m < cutoff]:
+                usd, top, last = minutes.pop(minute)
+                out.append((minute, tenant, team, name, usd, top, last))
+            if not minutes:
+                del self._open[workflow]
+        out.sort()
+        return out
 
     def __len__(self) -> int:
-        return len(self._open)
+        return sum(len(m) for m in self._open.values())
 
     def snapshot(self, everything: bool = True) -> dict[str, Any]:
         """Plain data for :meth:`restore`; without ``everything``, only the release mark (the Kafka
         worker checkpoints each workflow's minutes with that workflow: :meth:`rows_of`)."""
         return {
             "to": None if self.released_to == -math.inf else self.released_to,
-            "open": [[*k, *v] for k, v in self._open.items()] if everything else [],
+            "open": [row for w in self._open for row in self.rows_of(w)] if everything else [],
         }
 
     def rows_of(self, workflow: tuple[str, ...]) -> list[list[Any]]:
         """The open minutes of one ``(tenant, team, workflow)``, as rows of :meth:`snapshot`'s ``open``."""
-        return [[*k, *v] for k, v in self._open.items() if k[1:] == workflow]
+        return [[m, *workflow, *v] for m, v in self._open.get(workflow, {}).items()]
 
     def restore(self, data: dict[str, Any] | None) -> None:
         self._open = {}
@@ -110,7 +122,7 @@ class SpendMinutes:
             return
         self.released_to = -math.inf if data["to"] is None else float(data["to"])
         for m in parse_minutes(data["open"]):
-            self._open[m[:4]] = list(m[4:])
+            self._open.setdefault(m[1:4], {})[m[0]] = list(m[4:])
 
 
 def parse_minutes(rows: Iterable[Any]) -> list[MinuteSpend]:

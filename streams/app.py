@@ -177,7 +177,7 @@ def create_app(
         max_held=settings.max_held,
         roll_up=sources is not None,  # the roll-up waits for every partition's ticks: watermarks drive them
     )
-    send_spend_reports = add_rollup_stage(app, settings, config, raw_topic, anomalies, dlq)
+    send_spend_reports = add_rollup_stage(app, settings, config, raw_topic, dlq)
     # what the ingest has read of each source partition: the highest event time and the last offset
     frontier: dict[int, float] = {}
     read_to: dict[int, int] = {}

@@ -43,7 +43,6 @@ def add_rollup_stage(
     settings: StreamSettings,
     config: BurnguardConfig,
     raw_topic: Callable[[str], faust.TopicT],
-    anomalies: faust.TopicT,
     dlq: faust.TopicT,
 ) -> Callable[[DetectionPipeline], Awaitable[None]]:
     """Add the roll-up topic, table and agent to ``app``; return what the detect agent awaits after
@@ -78,8 +77,8 @@ def add_rollup_stage(
             result = rollup.process(items)
             for key, value in result.state.items():
                 table[key] = value
-            for key, value in result.anomalies:
-                await anomalies.send(key=key, value=value)
+            for key, value in result.anomalies:  # straight to Faust's producer, as streams.app does
+                await app.producer.send(settings.anomalies_topic, key, value, None, None, None)
             for partition, offset, reason in result.bad:
                 log.error("%s/%d@%d is not a spend report: %s", settings.rollup_topic, partition, offset, reason)
                 raw = next(i[2] for i in items if i[0] == partition and i[1] == offset)
@@ -108,7 +107,8 @@ def add_rollup_stage(
         for partition, state in sorted(pipeline.states.items()):
             ticks, state.engine.rolled_up = state.engine.rolled_up, []
             for target, value in spend_reports(partition, ticks, settings.partitions):
-                sent.append(await topic.send(key=str(partition).encode(), value=value, partition=target))
+                key = str(partition).encode()
+                sent.append(await app.producer.send(settings.rollup_topic, key, value, target, None, None))
         for delivery in sent:
             await delivery
 

@@ -64,6 +64,7 @@ from streams.pipeline import (
 )
 from streams.rollup_stage import add_rollup_stage
 from streams.settings import StreamSettings
+from streams.topics import partition_for_key
 
 __all__ = ["STATE_TABLE", "create_app", "faust_credentials"]
 
@@ -294,8 +295,14 @@ def create_app(
                 )
             result = pipeline.process(items)
             await send_spend_reports(pipeline)  # delivered before the checkpoint that says they were sent
+            # revoked while waiting for them: its new owner has restored it already, so its checkpoint
+            # is not written over theirs (its records were not acknowledged: they are redelivered)
+            moved = {p for p in result.done if p not in pipeline.states}
+            for p in moved:
+                result.done.pop(p)
             for key, value in result.state.items():
-                table[key] = value
+                if not moved or partition_for_key(key, settings.partitions) not in moved:
+                    table[key] = value
             for key, value in result.anomalies:
                 await send_raw(settings.anomalies_topic, key, value)
                 await kill_switch.issue(value)  # a kill's command, in the batch that decided it

@@ -45,17 +45,16 @@ from streams.settings import StreamSettings
 from tests.streams.conftest import (
     BURNGUARD,
     REPO,
-    ROLLUP_FLEET_CONFIG,
     Names,
     comparable,
     read_all,
     reference_run,
-    rolled_up,
     task_fleet,
     values,
     wait_drained,
     wait_until,
 )
+from tests.streams.rollup_fleet import ROLLUP_FLEET_CONFIG, rolled_up
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4

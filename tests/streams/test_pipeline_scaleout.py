@@ -35,18 +35,17 @@ from streams.feed import encode_event
 from streams.feed import produce_events as produce_fleet
 from streams.settings import StreamSettings
 from tests.streams.conftest import (
-    ROLLUP_FLEET_CONFIG,
     Names,
     comparable,
     group_assignment,
     read_all,
     reference_run,
-    rolled_up,
     task_fleet,
     values,
     wait_drained,
     wait_until,
 )
+from tests.streams.rollup_fleet import ROLLUP_FLEET_CONFIG, rolled_up
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4

@@ -18,7 +18,8 @@ from streams.feed import encode_event
 from streams.pipeline import DetectionPipeline, Record, Watermark, route_with_time
 from streams.rollup import RollupPipeline, RollupState, parse_report, spend_reports
 from streams.topics import partition_for_key
-from tests.streams.conftest import ROLLUP_FLEET_CONFIG, task_fleet
+from tests.streams.conftest import task_fleet
+from tests.streams.rollup_fleet import ROLLUP_FLEET_CONFIG
 
 BUDGET = BurnguardConfig.model_validate(
     {

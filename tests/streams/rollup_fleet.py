@@ -1,0 +1,46 @@
+"""The roll-up stage's test fleet configuration and comparison (beside conftest, which stays under 400 lines)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.timefmt import parse_ts
+from tests.streams.conftest import TASK_FLEET_CONFIG
+
+#: :data:`TASK_FLEET_CONFIG` plus what makes tenants and teams of :func:`task_fleet` raise burn-rate
+#: anomalies: a more sensitive learned rate for one tenant, and daily money budgets of a team and a
+#: tenant that the fleet crosses (70, 90 and 100 %), of another team that it burns too fast
+ROLLUP_FLEET_CONFIG = (
+    TASK_FLEET_CONFIG.replace('"task-fleet-1"', '"rollup-fleet-1"')
+    + """
+overrides:
+  - match: {tenant: initech}
+    detectors:
+      burn_rate: {factor: 2.5, critical_factor: 4, min_sigmas: 3}
+budgets:
+  - {name: support-daily, match: {tenant: acme-retail, team: support}, period: day, amount_usd: 6}
+  - {name: northwind-daily, match: {tenant: northwind-bank}, period: day, amount_usd: 40}
+  - {name: platform-daily, match: {tenant: initech, team: platform}, period: day, amount_usd: 120}
+"""
+)
+
+
+def rolled_up(anomalies: Sequence[dict[str, Any]], cutoff: float) -> set[tuple[Any, ...]]:
+    """The anomalies at or before ``cutoff`` scoped to a tenant or a team (the roll-up stage's), as
+    ``(scope, metric, anomaly_id, detector, status, severity, action, observed)``, copies counted once;
+    ``scope`` is the tuple of its values (tenant, team)."""
+    return {
+        (
+            tuple(a["scope"][k] for k in ("tenant", "team") if k in a["scope"]),
+            a["metric"],
+            a["anomaly_id"],
+            a["detector"],
+            a["status"],
+            a["severity"],
+            a["action"],
+            a["observed"],
+        )
+        for a in anomalies
+        if parse_ts(a["ts"]) <= cutoff and "workflow" not in a["scope"]
+    }

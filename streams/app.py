@@ -16,10 +16,10 @@ Topology (``P`` = ``settings.partitions``)::
                  stage, which judges tenant- and team-level burn rates and budgets (streams.rollup_stage)
 
 Every value is raw bytes (``raw`` serializers): JSON produced and parsed by burnguard, never pickle.
-A batch's table writes and output records are handed to the producer before its records are
+A batch's outputs, then its checkpoint, are handed to the producer before the batch's records are
 acknowledged, and Faust flushes the producer before it commits offsets, so a committed offset
-never runs ahead of the state: after a crash, records are redelivered, never lost, and the
-state's source offsets make the redelivered ones no-ops. A record waiting for its turn in
+never runs ahead of the state: after a crash, records are redelivered, never lost, and the state's
+source offsets make the redelivered ones no-ops. A record waiting for its turn in
 event-time order is not acknowledged until it is folded (nor is anything after it in its
 partition: Faust's commit can skip a lone unacknowledged offset, faust-streaming#606), so it
 too is redelivered after a crash; the worker therefore does not wait for such records when its
@@ -294,15 +294,6 @@ def create_app(
                     len(state.src),
                 )
             result = pipeline.process(items)
-            await send_spend_reports(pipeline)  # delivered before the checkpoint that says they were sent
-            # revoked while waiting for them: its new owner has restored it already, so its checkpoint
-            # is not written over theirs (its records were not acknowledged: they are redelivered)
-            moved = {p for p in result.done if p not in pipeline.states}
-            for p in moved:
-                result.done.pop(p)
-            for key, value in result.state.items():
-                if not moved or partition_for_key(key, settings.partitions) not in moved:
-                    table[key] = value
             for key, value in result.anomalies:
                 await send_raw(settings.anomalies_topic, key, value)
                 await kill_switch.issue(value)  # a kill's command, in the batch that decided it
@@ -310,6 +301,18 @@ def create_app(
                 await send_raw(settings.summaries_topic, key, value)
             for dl_key, value in result.dead_letters:
                 await dlq.send(key=dl_key, value=value)
+            await send_spend_reports(pipeline)  # delivered before the checkpoint that says they were sent
+            # the outputs are handed to the producer before the checkpoint (whose changelog records Faust
+            # queues and sends after them), but not awaited: a SIGKILL in the few milliseconds between
+            # the two can still lose a batch's outputs while keeping its checkpoint (see README, limits)
+            # revoked while waiting: its new owner has restored it already, so its checkpoint is not
+            # written over theirs (its records were not acknowledged: they are redelivered)
+            moved = {p for p in result.done if p not in pipeline.states}
+            for p in moved:
+                result.done.pop(p)
+            for key, value in result.state.items():
+                if not moved or partition_for_key(key, settings.partitions) not in moved:
+                    table[key] = value
             # an event is acknowledged once it and everything before it in its partition is folded:
             # take_events acknowledges the batch, so a waiting event keeps one more reference
             assigned = app.consumer.assignment()

@@ -62,6 +62,8 @@ from streams.pipeline import (
     route_with_time,
     source_header,
 )
+from streams.raw import raw_table
+from streams.raw import raw_topic as raw_topic_of
 from streams.rollup_stage import add_rollup_stage
 from streams.settings import StreamSettings
 from streams.topics import partition_for_key
@@ -140,30 +142,13 @@ def create_app(
     )
 
     def raw_topic(name: str) -> faust.TopicT:
-        return app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-            internal=False,
-        )
+        return raw_topic_of(app, name, settings.partitions)
 
     events = raw_topic(settings.events_topic)
     by_workflow = raw_topic(settings.internal_topic)
     dlq = raw_topic(settings.dlq_topic)
-    table = app.Table(
-        STATE_TABLE,
-        default=None,
-        partitions=settings.partitions,
-        # bytes -> the "raw" codec, in the changelog and in its recovery (a table's serializers come
-        # from key_type/value_type, not from a schema: without them Faust writes and reads JSON)
-        key_type=bytes,
-        value_type=bytes,
-        use_partitioner=True,  # written once per batch, outside a single event: key = message key
-        help="burnguard engine checkpoints, per workflow and per partition (streams.state)",
-    )
+    # written once per batch, outside a single event
+    table = raw_table(app, STATE_TABLE, settings.partitions, "burnguard engine checkpoints, per workflow and partition")
     # kill commands, proposals, acks and escalations (streams.killswitch_app)
     kill_switch = wire_killswitch(app, settings, config, raw_topic)
     n_sources = source_partitions or settings.partitions

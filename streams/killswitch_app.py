@@ -35,6 +35,7 @@ from detectors.config import BurnguardConfig
 from streams.killswitch import KillLoop
 from streams.killswitch_keys import require_signing_key
 from streams.killswitch_records import KillOutputs
+from streams.raw import raw_table
 from streams.settings import StreamSettings
 from streams.topics import partition_for_key
 
@@ -76,15 +77,8 @@ def wire_killswitch(
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    table = app.Table(
-        KILL_TABLE,
-        default=None,
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        use_partitioner=True,  # also written by the deadline timer, outside any event
-        help="burnguard kill commands by command id: proposed, issued, escalated, halted (streams.killswitch)",
-    )
+    # also written by the deadline timer, outside any event
+    table = raw_table(app, KILL_TABLE, settings.partitions, "kill commands by command id (streams.killswitch)")
 
     async def send(out: KillOutputs) -> None:
         for key, value in out.commands:

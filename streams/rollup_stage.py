@@ -29,6 +29,7 @@ from faust.types import TP
 from detectors.config import BurnguardConfig
 from streams.dlq import dead_letter
 from streams.pipeline import DetectionPipeline
+from streams.raw import raw_table
 from streams.rollup import RollupPipeline, spend_reports
 from streams.settings import StreamSettings
 
@@ -48,14 +49,8 @@ def add_rollup_stage(
     """Add the roll-up topic, table and agent to ``app``; return what the detect agent awaits after
     each batch, before acknowledging it: the spend reports of the ticks its engines ran."""
     topic = raw_topic(settings.rollup_topic)
-    table = app.Table(
-        ROLLUP_TABLE,
-        default=None,
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        use_partitioner=True,
-        help="burnguard roll-up checkpoints, one per partition of the roll-up topic (streams.rollup)",
+    table = raw_table(
+        app, ROLLUP_TABLE, settings.partitions, "burnguard roll-up checkpoints, one per partition (streams.rollup)"
     )
     rollup = RollupPipeline(
         config,

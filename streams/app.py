@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
 import faust
@@ -49,6 +49,8 @@ from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from detectors.config import BurnguardConfig, load_config
+from streams.consumer import install as install_seek_safe_consumer
+from streams.consumer import is_fresh
 from streams.dlq import dead_letter
 from streams.killswitch_app import wire_killswitch
 from streams.ordering import WATERMARK_HEADER, parse_watermark, watermark_header
@@ -140,6 +142,7 @@ def create_app(
         web_port=settings.web_port,
         autodiscover=False,
     )
+    install_seek_safe_consumer(app)  # records fetched before a seek never reach the agents (streams.consumer)
 
     def raw_topic(name: str) -> faust.TopicT:
         return raw_topic_of(app, name, settings.partitions)
@@ -177,10 +180,11 @@ def create_app(
         value: bytes | None,
         headers: Mapping[str, bytes] | None = None,
         partition: int | None = None,
-    ) -> None:
+    ) -> Awaitable[Any]:
+        """Hand a record to Faust's producer; returns its delivery (awaitable: on the broker, acks=all)."""
         # straight to Faust's producer: Topic.send's channel, future-message and sensor layers cost about
         # as much per record as the producer itself. Faust still flushes this producer before it commits.
-        await app.producer.send(topic, key, value, partition, None, list(headers.items()) if headers else None)
+        return await app.producer.send(topic, key, value, partition, None, list(headers.items()) if headers else None)
 
     async def send_watermarks(marks: Mapping[str, tuple[float | None, bool]]) -> None:
         # after the records they vouch for, from the same producer: a partition receives them in order
@@ -194,6 +198,8 @@ def create_app(
             read: set[int] = set()
             for event in batch:
                 msg = event.message
+                if not is_fresh(app, msg):
+                    continue  # fetched before its partition was sought back: read again, in order
                 read.add(msg.partition)
                 read_to[msg.partition] = msg.offset
                 key, reason, ts = route_with_time(msg.value)
@@ -262,6 +268,8 @@ def create_app(
                 msg = event.message
                 if msg.tp not in assigned:
                     continue  # revoked while buffered: its new owner processes it from the state
+                if not is_fresh(app, msg):
+                    continue  # fetched before its partition was sought back: read again, in order
                 mark = _header(msg.headers, WATERMARK_HEADER)
                 if mark is not None:
                     items.append(Watermark(msg.partition, msg.offset, parse_watermark(mark)))
@@ -279,17 +287,19 @@ def create_app(
                     len(state.src),
                 )
             result = pipeline.process(items)
+            sent: list[Awaitable[Any]] = []
             for key, value in result.anomalies:
-                await send_raw(settings.anomalies_topic, key, value)
-                await kill_switch.issue(value)  # a kill's command, in the batch that decided it
+                sent.append(await send_raw(settings.anomalies_topic, key, value))
+                sent += await kill_switch.issue(value)  # a kill's command, in the batch that decided it
             for key, value in result.summaries:
-                await send_raw(settings.summaries_topic, key, value)
+                sent.append(await send_raw(settings.summaries_topic, key, value))
             for dl_key, value in result.dead_letters:
-                await dlq.send(key=dl_key, value=value)
-            await send_spend_reports(pipeline)  # delivered before the checkpoint that says they were sent
-            # the outputs are handed to the producer before the checkpoint (whose changelog records Faust
-            # queues and sends after them), but not awaited: a SIGKILL in the few milliseconds between
-            # the two can still lose a batch's outputs while keeping its checkpoint (see README, limits)
+                sent.append(await dlq.send(key=dl_key, value=value))
+            await send_spend_reports(pipeline)
+            # every output on the broker before the checkpoint that says it was sent: a crash between the
+            # two then repeats a batch's outputs (the anomaly ids make copies recognisable), never loses them
+            for delivery in sent:
+                await delivery
             # revoked while waiting: its new owner has restored it already, so its checkpoint is not
             # written over theirs (its records were not acknowledged: they are redelivered)
             moved = {p for p in result.done if p not in pipeline.states}
@@ -325,7 +335,8 @@ def create_app(
         log.info(
             "routed %d, events %d, redelivered %d skipped, dead letters %d, errors %d, anomalies %d, "
             "task summaries %d, %d batches, %.1f MB checkpointed, %d records waiting for their turn "
-            "(%d released out of event-time order), partitions held %s",
+            "(%d released out of event-time order), partitions held %s; stale records fetched before a seek: "
+            "%d not delivered, %d skipped, %d acknowledgements ignored",
             s.routed,
             s.events,
             s.redelivered,
@@ -338,11 +349,16 @@ def create_app(
             s.held,
             s.out_of_order,
             sorted(pipeline.states),
+            getattr(app.consumer, "stale_dropped", 0),
+            getattr(app.consumer, "stale_skipped", 0),
+            getattr(app.consumer, "stale_acks", 0),
         )
 
     @app.timer(30.0)
     async def report_every_30s() -> None:
         report()
+        for line in getattr(app.consumer, "stuck_commits", list)():
+            log.warning("commit stuck: %s", line)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
     async def report_at_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

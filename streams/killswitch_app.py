@@ -32,6 +32,7 @@ from typing import Any
 import faust
 
 from detectors.config import BurnguardConfig
+from streams.consumer import is_fresh
 from streams.killswitch import KillLoop
 from streams.killswitch_keys import require_signing_key
 from streams.killswitch_records import KillOutputs
@@ -80,35 +81,40 @@ def wire_killswitch(
     # also written by the deadline timer, outside any event
     table = raw_table(app, KILL_TABLE, settings.partitions, "kill commands by command id (streams.killswitch)")
 
-    async def send(out: KillOutputs) -> None:
-        for key, value in out.commands:
-            await commands.send(key=key, value=value)
-        for key, value in out.internal:
-            await issued.send(key=key, value=value)
-        for key, value in out.proposals:
-            await proposals.send(key=key, value=value)
-        for key, value in out.anomalies:
-            await anomalies.send(key=key, value=value)
+    async def send(out: KillOutputs) -> list[Awaitable[Any]]:
+        """Hand ``out`` to the producer; the deliveries, for a caller that must know them on the broker."""
+        sent = []
+        for topic, records in ((commands, out.commands), (issued, out.internal), (proposals, out.proposals)):
+            sent += [await topic.send(key=key, value=value) for key, value in records]
+        sent += [await anomalies.send(key=key, value=value) for key, value in out.anomalies]
+        return sent
 
-    async def issue(anomaly: bytes) -> None:
+    async def delivered(out: KillOutputs) -> None:
+        for delivery in await send(out):
+            await delivery
+
+    async def issue(anomaly: bytes) -> list[Awaitable[Any]]:
         try:
-            await send(loop.on_anomaly(anomaly))
+            return await send(loop.on_anomaly(anomaly))
         except Exception:  # one bad anomaly never stops detection nor the kill switch
             log.exception("kill switch: error on the anomaly %r", anomaly[:200])
+            return []
 
     @app.agent(tracked, name="kill-track")
     async def kill_track(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
+            if not is_fresh(app, msg):
+                continue  # fetched before its partition was sought back: read again
             if msg.key is None:
                 loop.stats.invalid += 1
                 log.warning("%s@%d: a record without a key (the command id), ignored", msg.topic, msg.offset)
                 continue
             try:
                 out = loop.on_record(kinds[msg.topic], msg.value, table.get(msg.key))  # type: ignore[arg-type]
+                await delivered(out)  # on the broker before the entry that says it was sent
                 if out.entry is not None:
                     table[msg.key] = out.entry
-                await send(out)
             except Exception:
                 log.exception("kill-track: error on the record at %s/%d@%d", msg.topic, msg.partition, msg.offset)
 
@@ -126,8 +132,8 @@ def wire_killswitch(
         try:
             entries = owned()
             for key, out in loop.overdue(entries):
+                await delivered(out)
                 table[key] = out.entry
-                await send(out)
             for key in loop.finished(entries, keep_s):
                 del table[key]
         except Exception as exc:  # a rebalance or a broker hiccup: the next tick tries again
@@ -146,8 +152,9 @@ def wire_killswitch(
 
 class KillSwitch:
     """What :func:`wire_killswitch` adds: the loop (its stats) and ``issue``, which the detect agent
-    awaits for each anomaly it publishes, right after handing it to the producer."""
+    awaits for each anomaly it publishes, right after handing it to the producer; ``issue`` returns the
+    deliveries of what it sent, which the detect agent awaits before its checkpoint."""
 
-    def __init__(self, loop: KillLoop, issue: Callable[[bytes], Awaitable[None]]) -> None:
+    def __init__(self, loop: KillLoop, issue: Callable[[bytes], Awaitable[list[Awaitable[Any]]]]) -> None:
         self.loop = loop
         self.issue = issue

@@ -27,6 +27,7 @@ import faust
 from faust.types import TP
 
 from detectors.config import BurnguardConfig
+from streams.consumer import is_fresh
 from streams.dlq import dead_letter
 from streams.pipeline import DetectionPipeline
 from streams.raw import raw_table
@@ -64,16 +65,21 @@ def add_rollup_stage(
     async def roll_up(stream: faust.StreamT) -> None:
         async for batch in cast(faust.Stream, stream).take_events(settings.batch_max, within=settings.batch_within_s):
             assigned = app.consumer.assignment()
-            items = [(e.message.partition, e.message.offset, e.message.value) for e in batch]
-            items = [i for i, e in zip(items, batch, strict=True) if e.message.tp in assigned]
+            fresh = [e.message for e in batch if e.message.tp in assigned and is_fresh(app, e.message)]
+            items = [(m.partition, m.offset, m.value) for m in fresh]
             for partition in sorted({i[0] for i in items} - rollup.states.keys()):
                 state = rollup.load(partition, dict(table.items()))
                 log.info("roll-up partition %d restored (%d detect partitions heard of)", partition, len(state.covered))
             result = rollup.process(items)
+            # on the broker before the state that says they were sent (a crash between loses nothing)
+            sent = [
+                await app.producer.send(settings.anomalies_topic, key, value, None, None, None)
+                for key, value in result.anomalies  # straight to Faust's producer, as streams.app does
+            ]
+            for delivery in sent:
+                await delivery
             for key, value in result.state.items():
                 table[key] = value
-            for key, value in result.anomalies:  # straight to Faust's producer, as streams.app does
-                await app.producer.send(settings.anomalies_topic, key, value, None, None, None)
             for partition, offset, reason in result.bad:
                 log.error("%s/%d@%d is not a spend report: %s", settings.rollup_topic, partition, offset, reason)
                 raw = next(i[2] for i in items if i[0] == partition and i[1] == offset)

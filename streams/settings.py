@@ -227,8 +227,15 @@ class StreamSettings:
                 f"{self.security_protocol} needs {_PREFIX}KAFKA_SASL_USERNAME and {_PREFIX}KAFKA_SASL_PASSWORD "
                 f"(or {_PREFIX}KAFKA_SASL_PASSWORD_FILE)"
             )
-        topics = [self.events_topic, self.anomalies_topic, self.dlq_topic, self.summaries_topic, self.internal_topic,
-                  self.alerts_dlq_topic, self.alerts_state_topic]
+        topics = [
+            self.events_topic,
+            self.anomalies_topic,
+            self.dlq_topic,
+            self.summaries_topic,
+            self.internal_topic,
+            self.alerts_dlq_topic,
+            self.alerts_state_topic,
+        ]
         topics += [self.killswitch_topic, self.kill_acks_topic, self.kill_proposals_topic, self.kill_internal_topic]
         if len(set(topics)) != len(topics):
             raise SettingsError(f"topic names must differ: {topics}")

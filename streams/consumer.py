@@ -1,0 +1,249 @@
+"""Faust's aiokafka consumer, made safe against records that were fetched before a seek.
+
+faust-streaming 0.15.3 hands records to its streams from a batch fetched earlier, while a rebalance's
+recovery seeks the same partitions back to their committed offsets. Such a stale record (fetched at the
+old position) then reaches the stream *after* the seek: Faust records its offset as read, counts the
+offsets between the committed one and it as a gap it may commit, and silently drops every record of the
+re-read that comes after (``DROPPED MESSAGE ROFF``) — they are never processed, and their offsets end up
+committed (faust-streaming#221, robinhood/faust#115). The pipeline lost tens of records per takeover
+this way: a takeover test failed about every other run.
+
+The fix keeps Faust's design and adds one fact it lacks — *which fetch a record came from*:
+
+* every position change of a partition in aiokafka (``Fetcher.seek_to``, called by ``seek`` and
+  ``seek_to_committed``) bumps a per-partition counter, and a new assignment brings new partition
+  states; the pair (partition state, seek count) is the partition's **fetch token**;
+* each fetched batch is stamped, in the consumer's own thread and without yielding to its loop, with
+  the tokens its records were fetched under;
+* a record whose token is no longer current is stale. Faust's delivery loop is replaced by a copy
+  (:meth:`SeekSafeConsumer._drain_messages`) that drops a stale record right before its read-offset
+  check, with no await between the two, and does not let a delivery that straddled a seek move the
+  read offset that seek set; a record already handed over when the seek came (in a stream's queue)
+  is skipped by the agents (:func:`is_fresh`) and its acknowledgement is ignored, so it never
+  advances a commit. A stale record is always read again: the seek moved the position back to, or
+  before, it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
+from faust.types import TP, Message
+from mode import Service
+
+log = logging.getLogger(__name__)
+
+#: (aiokafka's state object of the partition, number of seeks of the partition)
+Token = tuple[object, int]
+_TOKEN_ATTR = "burnguard_fetch_token"
+#: the token of a record whose partition had none at fetch time (not assigned): always stale
+_NO_TOKEN = object()
+
+
+class TokenedRecords(dict[Any, Any]):
+    """A fetched record batch and the fetch token of each of its partitions at fetch time."""
+
+    def __init__(self, records: Mapping[Any, Any], tokens: dict[Any, Token | None]) -> None:
+        super().__init__(records)
+        self.tokens = tokens
+
+
+class SeekCountingConsumerThread(AIOKafkaConsumerThread):
+    """The consumer thread, counting each partition's seeks and stamping fetched batches."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seeks: dict[Any, int] = {}
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        fetcher = self._ensure_consumer()._fetcher
+        seek_to = fetcher.seek_to
+
+        def counted_seek_to(tp: Any, offset: int) -> None:
+            seek_to(tp, offset)
+            self.seeks[tp] = self.seeks.get(tp, 0) + 1
+
+        fetcher.seek_to = counted_seek_to
+
+    def token(self, tp: Any) -> Token | None:
+        """The partition's current fetch token; None when it is not assigned."""
+        consumer = self._consumer
+        if consumer is None or consumer._fetcher is None:
+            return None
+        assignment = consumer._fetcher._subscriptions.subscription
+        assignment = assignment.assignment if assignment is not None else None
+        state = assignment.state_value(tp) if assignment is not None else None
+        return None if state is None else (state, self.seeks.get(tp, 0))
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        # no await between the fetch and this line: the tokens are those the records were fetched under
+        return TokenedRecords(records, {tp: self.token(tp) for tp in records})
+
+
+class SeekSafeConsumer(Consumer):
+    """Faust's aiokafka consumer that never delivers, nor counts as acknowledged, a stale record."""
+
+    _thread: SeekCountingConsumerThread
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch_tokens: dict[Any, Token | None] = {}
+        #: stale records: not delivered / delivered, then skipped by an agent / acknowledgements ignored
+        self.stale_dropped = 0
+        self.stale_skipped = 0
+        self.stale_acks = 0
+
+    def _new_consumer_thread(self) -> SeekCountingConsumerThread:
+        return SeekCountingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        records, active = await super()._wait_next_records(timeout)
+        self._batch_tokens = getattr(records, "tokens", {})
+        return records, active
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        async for tp, message in super().getmany(timeout):
+            token = self._batch_tokens.get(tp)
+            setattr(message, _TOKEN_ATTR, _NO_TOKEN if token is None else token)
+            yield tp, message
+
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets, and each partition the group never committed back to its
+        beginning (where ``auto_offset_reset=earliest`` starts a new member). Faust only seeks the
+        committed ones, so records it discards while its flow is stopped (during a rebalance) were
+        lost for a partition without a commit yet: the first records of a fresh topic."""
+        await super().perform_seek()
+        acked_topics = self.app.topics.acks_enabled_for
+        uncommitted = [
+            tp
+            for tp in self.assignment()
+            if self._committed_offset.get(tp) is None and not self._is_changelog_tp(tp) and acked_topics(tp.topic)
+        ]
+        if uncommitted:
+            # in the consumer's thread (seek_wait), like every other seek: a seek from this thread could
+            # land between a fetch and the stamping of its tokens, and pass stale records as fresh
+            await self.seek_wait(await self.earliest_offsets(*uncommitted))
+
+    def stuck_commits(self) -> list[str]:
+        """Partitions whose commit cannot advance: acknowledged records wait behind one that never was."""
+        stuck = []
+        for tp, acked in list(self._acked.items()):
+            committed = self._committed_offset.get(tp)
+            if acked and committed is not None and min(acked) - committed > 1:
+                stuck.append(
+                    f"{tp.topic}:{tp.partition} committed {committed}, acknowledged from {min(acked)} "
+                    f"({len(acked)} waiting), read to {self._read_offset.get(tp)}"
+                )
+        return stuck
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        await self.seek_wait({partition: offset})  # in the consumer's thread, as above
+
+    def is_stale(self, message: Message) -> bool:
+        """Whether ``message`` was fetched before its partition's last seek or reassignment."""
+        token = getattr(message, _TOKEN_ATTR, None)
+        return token is not None and (token is _NO_TOKEN or token != self._thread.token(message.tp))
+
+    def ack(self, message: Message) -> bool:
+        if self.is_stale(message):
+            # never counted: the offset must not be committed before the re-read copy is processed
+            message.acked = True
+            self._unacked_messages.discard(message)
+            self.stale_acks += 1
+            return False
+        return cast(bool, super().ack(message))
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in every worker
+        """Faust's own loop (faust/transport/consumer.py, 0.15.3) with three changes: a stale record is
+        dropped right before the read-offset check, with no await between the two (so a seek that
+        completes while the loop waits cannot slip in); a record below the read offset is delivered
+        (only a stale one can be, or a re-read that raced Faust's reset of the read offset); and a
+        delivery that straddled a seek does not move the read offset the seek set."""
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        read_offset = self._read_offset
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)  # getmany can return at once, in a loop: let others run
+                if self.should_stop:
+                    continue
+                async for tp, message in ait:
+                    since_yield += 1
+                    if since_yield > 100:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    if self.is_stale(message):  # no await from here to the read-offset check
+                        self.stale_dropped += 1
+                        continue
+                    # Faust drops here a record below the read offset ("DROPPED MESSAGE ROFF"): a guard
+                    # against the stale records above, which also dropped the re-read after a seek that
+                    # landed before Faust reset the read offset (it does so after the seek returns)
+                    offset = message.offset
+                    r_offset = read_offset[tp]
+                    if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)  # offsets the log does not have
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                    if not self.is_stale(message):
+                        read_offset[tp] = offset
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+class SeekSafeTransport(Transport):
+    """The aiokafka transport with :class:`SeekSafeConsumer`."""
+
+    Consumer = SeekSafeConsumer
+
+
+def install(app: Any) -> None:
+    """Give ``app`` the seek-safe consumer; call before anything touches ``app.transport``."""
+    app.transport = SeekSafeTransport(app.conf.broker_consumer, app)
+
+
+def is_fresh(app: Any, message: Message) -> bool:
+    """False for a record delivered before its partition was sought back: it is read again."""
+    consumer = app.consumer
+    if isinstance(consumer, SeekSafeConsumer) and consumer.is_stale(message):
+        consumer.stale_skipped += 1
+        return False
+    return True
+
+
+__all__ = ["SeekSafeConsumer", "SeekSafeTransport", "install", "is_fresh"]

@@ -359,6 +359,15 @@ def create_app(
         report()
         for line in getattr(app.consumer, "stuck_commits", list)():
             log.warning("commit stuck: %s", line)
+        for p, waiting in sorted(held.items()):
+            if waiting:
+                log.info(
+                    "partition %d: %d events wait for acknowledgement, from offset %d (%s)",
+                    p,
+                    len(waiting),
+                    waiting[0].message.offset,
+                    "stale" if not is_fresh(app, waiting[0].message) else "fresh",
+                )
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above
     async def report_at_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

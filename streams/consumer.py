@@ -105,6 +105,8 @@ class SeekSafeConsumer(Consumer):
         self.stale_dropped = 0
         self.stale_skipped = 0
         self.stale_acks = 0
+        #: per partition, the fetch token of the latest delivery and the offsets delivered under it
+        self._delivered: dict[TP, tuple[Token, set[int]]] = {}
 
     def _new_consumer_thread(self) -> SeekCountingConsumerThread:
         return SeekCountingConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -137,15 +139,42 @@ class SeekSafeConsumer(Consumer):
             # land between a fetch and the stamping of its tokens, and pass stale records as fresh
             await self.seek_wait(await self.earliest_offsets(*uncommitted))
 
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next commit offset of ``tp``, counting only acknowledgements of records delivered
+        under the partition's current fetch token. Faust's compiled stream loop acknowledges inline,
+        past :meth:`ack` — a record it skips after a rebalance, or one an agent skips as stale — so
+        an offset could otherwise be committed before its re-read copy was processed."""
+        acked = self._acked[tp]
+        if acked:
+            token = self._thread.token(tp)
+            entry = self._delivered.get(tp)
+            good = entry[1] if entry is not None and token is not None and entry[0] == token else set()
+            if any(o not in good for o in acked):
+                index = self._acked_index[tp]
+                for o in [o for o in acked if o not in good]:
+                    index.discard(o)
+                acked[:] = [o for o in acked if o in good]
+        new = cast("int | None", super()._new_offset(tp))
+        entry = self._delivered.get(tp)
+        if new is not None and entry is not None:
+            entry[1].difference_update([o for o in entry[1] if o < new])
+        return new
+
     def stuck_commits(self) -> list[str]:
         """Partitions whose commit cannot advance: acknowledged records wait behind one that never was."""
         stuck = []
         for tp, acked in list(self._acked.items()):
             committed = self._committed_offset.get(tp)
             if acked and committed is not None and min(acked) - committed > 1:
+                entry = self._delivered.get(tp)
+                token = self._thread.token(tp)
+                missing = range(committed, min(acked))
+                delivered = [o for o in missing if entry is not None and o in entry[1]]
                 stuck.append(
                     f"{tp.topic}:{tp.partition} committed {committed}, acknowledged from {min(acked)} "
-                    f"({len(acked)} waiting), read to {self._read_offset.get(tp)}"
+                    f"({len(acked)} waiting), read to {self._read_offset.get(tp)}; of the {len(missing)} "
+                    f"between, {len(delivered)} delivered under the current fetch token "
+                    f"({'same' if entry is not None and entry[0] == token else 'other'} token)"
                 )
         return stuck
 
@@ -205,6 +234,11 @@ class SeekSafeConsumer(Consumer):
                     r_offset = read_offset[tp]
                     if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, r_offset + 1, offset)  # offsets the log does not have
+                    token = getattr(message, _TOKEN_ATTR)
+                    entry = self._delivered.get(tp)
+                    if entry is None or entry[0] != token:
+                        self._delivered[tp] = entry = (token, set())
+                    entry[1].add(offset)
                     await self.wait_first(callback(message), self.suspend_flow.wait())
                     if not self.is_stale(message):
                         read_offset[tp] = offset
@@ -242,6 +276,7 @@ def is_fresh(app: Any, message: Message) -> bool:
     consumer = app.consumer
     if isinstance(consumer, SeekSafeConsumer) and consumer.is_stale(message):
         consumer.stale_skipped += 1
+        message.acked = True  # so that no acknowledgement, not even Faust's inline one, counts it
         return False
     return True
 

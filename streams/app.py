@@ -366,7 +366,7 @@ def create_app(
                     p,
                     len(waiting),
                     waiting[0].message.offset,
-                    "stale" if not is_fresh(app, waiting[0].message) else "fresh",
+                    "stale" if getattr(app.consumer, "is_stale", bool)(waiting[0].message) else "fresh",
                 )
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as above

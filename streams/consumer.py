@@ -22,12 +22,17 @@ The fix keeps Faust's design and adds one fact it lacks — *which fetch a recor
   is skipped by the agents (:func:`is_fresh`) and its acknowledgement is ignored, so it never
   advances a commit. A stale record is always read again: the seek moved the position back to, or
   before, it.
+* only offsets delivered under a partition's current token count towards its commit
+  (:meth:`SeekSafeConsumer._new_offset`): Faust's compiled stream loop acknowledges records it skips
+  inline, past :meth:`SeekSafeConsumer.ack`;
+* a seek back to the committed offsets also sends each partition without a commit back to its
+  beginning: Faust discards records fetched while its flow is stopped, and only a seek reads them
+  again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
@@ -35,8 +40,6 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP, Message
 from mode import Service
-
-log = logging.getLogger(__name__)
 
 #: (aiokafka's state object of the partition, number of seeks of the partition)
 Token = tuple[object, int]
@@ -76,8 +79,8 @@ class SeekCountingConsumerThread(AIOKafkaConsumerThread):
         consumer = self._consumer
         if consumer is None or consumer._fetcher is None:
             return None
-        assignment = consumer._fetcher._subscriptions.subscription
-        assignment = assignment.assignment if assignment is not None else None
+        subscription = consumer._fetcher._subscriptions.subscription
+        assignment = subscription.assignment if subscription is not None else None
         state = assignment.state_value(tp) if assignment is not None else None
         return None if state is None else (state, self.seeks.get(tp, 0))
 

@@ -53,7 +53,7 @@ from streams.consumer import install as install_seek_safe_consumer
 from streams.consumer import is_fresh
 from streams.dlq import dead_letter
 from streams.killswitch_app import wire_killswitch
-from streams.ordering import WATERMARK_HEADER, parse_watermark, watermark_header
+from streams.ordering import WATERMARK_HEADER, Mark, parse_watermark, watermark_header
 from streams.pipeline import (
     SOURCE_HEADER,
     TS_HEADER,
@@ -170,6 +170,7 @@ def create_app(
     # what the ingest has read of each source partition: the highest event time and the last offset
     frontier: dict[int, float] = {}
     read_to: dict[int, int] = {}
+    forwarded: dict[int, int] = {}  # the highest offset forwarded, per source partition
     # clients of their own for the idle check: asking Faust's consumer for positions or end offsets
     # while it rebalances moved its fetch positions past records it had not delivered (lost records)
     probes: list[Any] = []
@@ -186,7 +187,7 @@ def create_app(
         # as much per record as the producer itself. Faust still flushes this producer before it commits.
         return await app.producer.send(topic, key, value, partition, None, list(headers.items()) if headers else None)
 
-    async def send_watermarks(marks: Mapping[str, tuple[float | None, bool]]) -> None:
+    async def send_watermarks(marks: Mapping[str, Mark]) -> None:
         # after the records they vouch for, from the same producer: a partition receives them in order
         header = {WATERMARK_HEADER: watermark_header(marks)}
         for p in range(settings.partitions):
@@ -209,6 +210,8 @@ def create_app(
                         headers[TS_HEADER] = repr(ts).encode()
                         if ts > frontier.get(msg.partition, -math.inf):
                             frontier[msg.partition] = ts
+                    if msg.offset > forwarded.get(msg.partition, -1):
+                        forwarded[msg.partition] = msg.offset
                     await send_raw(settings.internal_topic, key, msg.value, headers)
                     pipeline.stats.routed += 1
                     continue
@@ -219,16 +222,20 @@ def create_app(
                 await dlq.send(key=msg.key, value=record)
             if sources is not None and read:
                 name = settings.events_topic
-                await send_watermarks({f"{name}:{p}": (frontier.get(p), False) for p in sorted(read)})
+                await send_watermarks(
+                    {f"{name}:{p}": Mark(frontier.get(p), False, forwarded.get(p)) for p in sorted(read)}
+                )
 
     async def idle_check() -> None:
         """Watermarks for every source partition this worker reads, each marked idle when read to
-        its end (by this worker, or committed by the group): an idle source holds no partition
-        back (and one that is never written to would otherwise hold every partition back forever)."""
+        its end (by this worker, or committed by the group), with the end offsets of every source
+        partition at that moment: an idle source holds no partition back beyond what the others had
+        produced then (streams.ordering), and one never written to does not hold them back forever."""
         name = settings.events_topic
         tps = sorted(TopicPartition(name, tp.partition) for tp in app.consumer.assignment() if tp.topic == name)
         if not tps:
             return
+        every = [TopicPartition(name, p) for p in range(n_sources)]
         if not probes:
             ends_client = AIOKafkaConsumer(enable_auto_commit=False, **settings.aiokafka_kwargs())
             admin = AIOKafkaAdminClient(**settings.aiokafka_kwargs())
@@ -236,14 +243,19 @@ def create_app(
             probes.append(ends_client)
             await admin.start()
             probes.append(admin)
-        ends = await probes[0].end_offsets(tps)
+        ends = await probes[0].end_offsets(sorted(set(every) | set(tps)))
         committed = await probes[1].list_consumer_group_offsets(settings.app_id, partitions=tps)
-        marks: dict[str, tuple[float | None, bool]] = {}
+        snapshot = {f"{tp.topic}:{tp.partition}": end for tp, end in ends.items()}
+        marks: dict[str, Mark] = {}
         for tp in tps:
             done = read_to.get(tp.partition, -1) + 1
             if tp in committed and committed[tp].offset > done:
                 done = committed[tp].offset
-            marks[f"{tp.topic}:{tp.partition}"] = (frontier.get(tp.partition), done >= ends[tp])
+            idle = done >= ends[tp]
+            source = f"{tp.topic}:{tp.partition}"
+            marks[source] = Mark(
+                frontier.get(tp.partition), idle, forwarded.get(tp.partition), snapshot if idle else None
+            )
         await send_watermarks(marks)
 
     if sources is not None:
@@ -335,8 +347,9 @@ def create_app(
         log.info(
             "routed %d, events %d, redelivered %d skipped, dead letters %d, errors %d, anomalies %d, "
             "task summaries %d, %d batches, %.1f MB checkpointed, %d records waiting for their turn "
-            "(%d released out of event-time order), partitions held %s; stale records fetched before a seek: "
-            "%d not delivered, %d skipped, %d acknowledgements ignored",
+            "(%d released out of event-time order, %d late), partitions held %s; stale records fetched before a seek: "
+            "%d not delivered, %d skipped, %d acknowledgements ignored; %d partitions sought back to records "
+            "fetched but not delivered",
             s.routed,
             s.events,
             s.redelivered,
@@ -348,10 +361,12 @@ def create_app(
             s.checkpoint_bytes / 1e6,
             s.held,
             s.out_of_order,
+            s.late,
             sorted(pipeline.states),
             getattr(app.consumer, "stale_dropped", 0),
             getattr(app.consumer, "stale_skipped", 0),
             getattr(app.consumer, "stale_acks", 0),
+            getattr(app.consumer, "records_sought_back", 0),
         )
 
     @app.timer(30.0)

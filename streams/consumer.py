@@ -33,6 +33,7 @@ The fix keeps Faust's design and adds one fact it lacks — *which fetch a recor
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
@@ -41,6 +42,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, T
 from faust.types import TP, Message
 from mode import Service
 
+_log = logging.getLogger("burnguard.streams")
 #: (aiokafka's state object of the partition, number of seeks of the partition)
 Token = tuple[object, int]
 _TOKEN_ATTR = "burnguard_fetch_token"
@@ -103,33 +105,89 @@ class SeekSafeConsumer(Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._batch_tokens: dict[Any, Token | None] = {}
         #: stale records: not delivered / delivered, then skipped by an agent / acknowledgements ignored
         self.stale_dropped = 0
         self.stale_skipped = 0
         self.stale_acks = 0
+        #: partitions sought back to records fetched but dropped before delivery (Faust's getmany)
+        self.records_sought_back = 0
         #: per partition, the fetch token of the latest delivery and the offsets delivered under it
         self._delivered: dict[TP, tuple[Token, set[int]]] = {}
+        #: closed from the resumption of stream partitions to the end of the seek that follows it
+        self._seek_gate = asyncio.Event()
+        self._seek_gate.set()
 
     def _new_consumer_thread(self) -> SeekCountingConsumerThread:
         return SeekCountingConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def _wait_next_records(self, timeout: float) -> Any:
-        records, active = await super()._wait_next_records(timeout)
-        self._batch_tokens = getattr(records, "tokens", {})
-        return records, active
-
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-        async for tp, message in super().getmany(timeout):
-            token = self._batch_tokens.get(tp)
+        """Faust's ``getmany`` (faust/transport/consumer.py, 0.15.3), stamping each message with its
+        fetch token, and never leaving a fetched record behind: Faust silently drops the rest of a
+        batch when its flow stops or the generation changes mid-batch, and the records of a partition
+        paused since the fetch, while aiokafka's position has moved past them. Such a partition is
+        sought back to its first dropped record, so it is read again, in order."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        tokens = getattr(records, "tokens", {})
+        if not self.flow_active:
+            # Faust's own answer: all of them are read again from the committed offsets
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                _log.warning("seek after a batch fetched while the flow was stopped failed: %r", exc)
+            return
+        dropped: dict[TP, int] = {}
+        to_message = self._to_message
+        for tp, record in self.scheduler.iterate(records):
+            if (
+                tp in dropped
+                or not self.flow_active
+                or self.app.consumer_generation_id != generation_id
+                or not (active_partitions is None or tp in active_partitions or tp in self._buffered_partitions)
+            ):
+                dropped[tp] = min(dropped.get(tp, record.offset), record.offset)
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            message = to_message(tp, record)
+            token = tokens.get(tp)
             setattr(message, _TOKEN_ATTR, _NO_TOKEN if token is None else token)
             yield tp, message
+        if dropped:
+            await self._seek_back(dropped)
+
+    async def _seek_back(self, dropped: Mapping[TP, int]) -> None:
+        assigned = self.assignment()
+        back = {tp: offset for tp, offset in dropped.items() if tp in assigned}
+        if not back:
+            return  # revoked: the next owner reads them from the committed offset
+        self.records_sought_back += len(back)
+        try:
+            await self.seek_wait(back)
+        except Exception as exc:  # a rebalance took them meanwhile: its seek reads them again
+            _log.info("seek back to records fetched but not delivered failed: %r", exc)
+
+    def resume_partitions(self, tps: Any) -> None:
+        """Faust's recovery resumes the stream partitions, then seeks them to their committed offsets
+        (:meth:`perform_seek`), with awaits in between: records fetched meanwhile, from the position
+        the rebalance left, would be delivered ahead of the ones the seek reads again (out of order,
+        and a source's event time would leap ahead). Delivery waits until the seek is done."""
+        if any(not self._is_changelog_tp(tp) for tp in tps):
+            self._seek_gate.clear()
+        super().resume_partitions(tps)
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets, and each partition the group never committed back to its
         beginning (where ``auto_offset_reset=earliest`` starts a new member). Faust only seeks the
         committed ones, so records it discards while its flow is stopped (during a rebalance) were
         lost for a partition without a commit yet: the first records of a fresh topic."""
+        try:
+            await self._seek_to_committed()
+        finally:
+            self._seek_gate.set()
+
+    async def _seek_to_committed(self) -> None:
         await super().perform_seek()
         acked_topics = self.app.topics.acks_enabled_for
         uncommitted = [
@@ -181,6 +239,13 @@ class SeekSafeConsumer(Consumer):
                 )
         return stuck
 
+    async def _wait_for_seek(self) -> None:
+        try:
+            await asyncio.wait_for(self._seek_gate.wait(), self.app.conf.broker_request_timeout)
+        except TimeoutError:  # a seek that never came: deliver rather than stall the worker
+            self._seek_gate.set()
+            _log.warning("stream partitions resumed, but no seek to the committed offsets followed")
+
     async def _seek(self, partition: TP, offset: int) -> None:
         await self.seek_wait({partition: offset})  # in the consumer's thread, as above
 
@@ -227,6 +292,8 @@ class SeekSafeConsumer(Consumer):
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
+                    if not self._seek_gate.is_set():
+                        await self._wait_for_seek()
                     if self.is_stale(message):  # no await from here to the read-offset check
                         self.stale_dropped += 1
                         continue

@@ -12,7 +12,13 @@ order, which is the source's own order) and leave in ``(event time, source)`` or
 merge — once no source can still send an earlier one. What a source may still send is bounded by
 its *frontier*: the event time it has reached, from its own records here and from the watermarks
 the ingest sends to every internal partition after each batch. A source the ingest reports
-*idle* (read to its end) holds nobody back until it sends again.
+*idle* (read to its end) holds nobody back beyond what the others had reached when it was found
+idle: the idle check reads the end offsets of *every* source at once, and an idle source bounds the
+merge by the event time the other sources had reached below those ends (their records and
+watermarks carry source offsets). What the others produced after that snapshot waits for the idle
+source's next watermark, since it may yet send records produced alongside them. So a burst into
+sources that were idle is merged in order, whichever source's reader gets to it first; only a
+record produced after others with a later event time were released is *late*.
 
 Sources are assumed to be in event-time order (agents send a task's events as they happen). A
 record earlier than its source's frontier is *late*; it leaves as soon as it heads its queue.
@@ -26,49 +32,79 @@ record earlier than its source's frontier is *late*; it leaves as soon as it hea
 (['c'], 30.0)
 >>> merge.watermark("ev:0", None, idle=True); merge.reached()  # ev:0 read to its end: ev:1 decides
 40.0
+
+With the ends of the idle check, an idle source waits for what the others produced after it:
+
+>>> merge = EventTimeMerge(["ev:0", "ev:1"])
+>>> merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 0})  # before anything was produced
+>>> merge.add("ev:1", 20.0, "b", offset=0); merge.watermark("ev:1", 20.0, idle=False, offset=0); merge.release()
+[]
+>>> merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 1}); merge.release()  # still idle after b
+['b']
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 
-__all__ = ["WATERMARK_HEADER", "EventTimeMerge", "parse_watermark", "watermark_header"]
+__all__ = ["WATERMARK_HEADER", "EventTimeMerge", "Mark", "parse_watermark", "watermark_header"]
 
 T = TypeVar("T")
+_MAX_NOTES = 1024
 #: the header that makes a record of the internal topic a watermark (its value is empty)
 WATERMARK_HEADER = "burnguard-watermark"
 
 
-def watermark_header(sources: Mapping[str, tuple[float | None, bool]]) -> bytes:
-    """The header of a watermark record: per source (``"topic:partition"``), the highest event time
-    read from it (``None``: none yet) and whether it is read to its end.
+class Mark(NamedTuple):
+    """What a watermark says of one source."""
 
-    >>> parse_watermark(watermark_header({"ev:0": (1793613600.25, False), "ev:1": (None, True)}))
-    {'ev:0': (1793613600.25, False), 'ev:1': (None, True)}
+    #: the highest event time read from it (``None``: none yet)
+    ts: float | None
+    #: read to its end
+    idle: bool
+    #: the highest source offset the ingest has forwarded (``None``: none, or not told)
+    offset: int | None = None
+    #: with ``idle``: the end offset of every source when it was found idle (``None``: not told)
+    ends: dict[str, int] | None = None
+
+
+def watermark_header(sources: Mapping[str, Mark | tuple[Any, ...]]) -> bytes:
+    """The header of a watermark record: a :class:`Mark` per source (``"topic:partition"``).
+
+    >>> marks = parse_watermark(watermark_header({"ev:0": Mark(1793613600.25, False, 7), "ev:1": (None, True)}))
+    >>> marks["ev:0"], marks["ev:1"]
+    (Mark(ts=1793613600.25, idle=False, offset=7, ends=None), Mark(ts=None, idle=True, offset=None, ends=None))
     """
-    return orjson.dumps({name: [ts, idle] for name, (ts, idle) in sources.items()})
+    return orjson.dumps({name: list(Mark(*mark)) for name, mark in sources.items()})
 
 
-def parse_watermark(value: bytes) -> dict[str, tuple[float | None, bool]]:
-    """The sources of :func:`watermark_header` (an unreadable header counts as none)."""
+def parse_watermark(value: bytes) -> dict[str, Mark]:
+    """The sources of :func:`watermark_header` (an unreadable header or entry counts as none)."""
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError:
         return {}
     if not isinstance(obj, dict):
         return {}
-    out: dict[str, tuple[float | None, bool]] = {}
+    out: dict[str, Mark] = {}
     for name, entry in obj.items():
-        if isinstance(entry, list) and len(entry) == 2:
-            ts, idle = entry
-            out[str(name)] = (float(ts) if isinstance(ts, int | float) else None, bool(idle))
+        if not isinstance(entry, list) or not 2 <= len(entry) <= 4:
+            continue
+        ts, idle, offset, ends = [*entry, None, None][:4]
+        out[str(name)] = Mark(
+            float(ts) if isinstance(ts, int | float) else None,
+            bool(idle),
+            offset if isinstance(offset, int) else None,
+            {str(k): v for k, v in ends.items() if isinstance(v, int)} if isinstance(ends, dict) else None,
+        )
     return out
 
 
@@ -80,6 +116,25 @@ class _Source(Generic[T]):
     frontier: float = -math.inf
     #: read to its end by the ingest, and nothing received since
     idle: bool = False
+    #: with ``idle``: every source's end offset when it was found idle (``None``: not told)
+    ends: dict[str, int] | None = None
+    #: (source offset, frontier) as records and watermarks told it, offsets ascending
+    offsets: list[int] = field(default_factory=list)
+    frontiers: list[float] = field(default_factory=list)
+
+    def note(self, offset: int | None) -> None:
+        """Remember the frontier reached at source offset ``offset``."""
+        if offset is None or (self.offsets and offset <= self.offsets[-1]):
+            return
+        if len(self.offsets) >= _MAX_NOTES:  # the oldest half: idle checks look at recent ends only
+            del self.offsets[: _MAX_NOTES // 2], self.frontiers[: _MAX_NOTES // 2]
+        self.offsets.append(offset)
+        self.frontiers.append(self.frontier)
+
+    def frontier_below(self, end: int) -> float:
+        """The frontier it had reached with its records below source offset ``end`` (``-inf``: unknown)."""
+        i = bisect.bisect_left(self.offsets, end)
+        return self.frontiers[i - 1] if i else -math.inf
 
 
 class EventTimeMerge(Generic[T]):
@@ -108,31 +163,53 @@ class EventTimeMerge(Generic[T]):
             self._by_index.append(src)
         return src
 
-    def add(self, source: str, ts: float, item: T) -> None:
-        """A record of ``source`` with event time ``ts`` (epoch s), in the source's own order."""
+    def add(self, source: str, ts: float, item: T, offset: int | None = None) -> None:
+        """A record of ``source`` with event time ``ts`` (epoch s) and source offset ``offset``, in
+        the source's own order."""
         src = self._source(source)
         src.idle = False
+        src.ends = None
         if not src.queue:
             heapq.heappush(self._heads, (ts, src.index))
         src.queue.append((ts, item))
         self.held += 1
         if ts > src.frontier:
             src.frontier = ts
+        src.note(offset)
 
-    def watermark(self, source: str, ts: float | None, idle: bool) -> None:
-        """``source`` has been read up to event time ``ts`` (``None``: nothing read yet); ``idle``:
-        read to its end for now."""
+    def watermark(
+        self, source: str, ts: float | None, idle: bool, offset: int | None = None, ends: dict[str, int] | None = None
+    ) -> None:
+        """``source`` has been read up to event time ``ts`` (``None``: nothing read yet) and source
+        offset ``offset``; ``idle``: read to its end for now, when every source ended at ``ends``."""
         src = self._source(source)
         if ts is not None and ts > src.frontier:
             src.frontier = ts
+        src.note(offset)
         src.idle = idle
+        src.ends = ends if idle else None
 
-    def _bound(self) -> tuple[float, int]:
+    def _limit(self, src: _Source[T]) -> tuple[float, float]:
+        """The smallest ``(event time, source index)`` a record ``src`` has not sent yet may have, as
+        far as the merge waits for it (``inf``: it holds nobody back); only for a source with nothing
+        queued. An idle source's records come after all that the others sent below its ends."""
+        if not src.idle:
+            return (src.frontier, src.index)
+        if src.ends is None:
+            return (math.inf, math.inf)
+        reached = src.frontier  # what the other sources had reached below their ends at the idle check
+        for name, end in src.ends.items():
+            other = self._sources.get(name)
+            if other is not None and other is not src:
+                reached = max(reached, other.frontier_below(end))
+        return (reached, math.inf)
+
+    def _bound(self) -> tuple[float, float]:
         """The smallest ``(event time, source index)`` a record not yet received may have."""
-        bound = (math.inf, -1)
+        bound: tuple[float, float] = (math.inf, math.inf)
         for src in self._by_index:
-            if not src.queue and not src.idle and (src.frontier, src.index) < bound:
-                bound = (src.frontier, src.index)
+            if not src.queue:
+                bound = min(bound, self._limit(src))
         return bound
 
     def release(self) -> list[T]:
@@ -152,8 +229,8 @@ class EventTimeMerge(Generic[T]):
             self.held -= 1
             if src.queue:
                 heapq.heappush(heads, (src.queue[0][0], head[1]))
-            elif not src.idle and (src.frontier, src.index) < bound:
-                bound = (src.frontier, src.index)
+            else:
+                bound = min(bound, self._limit(src))
         return out
 
     def reached(self) -> float:
@@ -163,10 +240,7 @@ class EventTimeMerge(Generic[T]):
         newest = -math.inf
         for src in self._by_index:
             newest = max(newest, src.frontier)
-            if src.queue:
-                reached = min(reached, src.queue[0][0])
-            elif not src.idle:
-                reached = min(reached, src.frontier)
+            reached = min(reached, src.queue[0][0] if src.queue else self._limit(src)[0])
         return newest if reached == math.inf else reached
 
     def pending(self) -> Iterable[T]:

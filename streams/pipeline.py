@@ -30,7 +30,7 @@ from detectors.ledger import TaskState
 from schemas.events import CostEvent
 from schemas.timefmt import parse_ts
 from streams.dlq import DeadLetterLog, dead_letter
-from streams.ordering import EventTimeMerge
+from streams.ordering import EventTimeMerge, Mark
 from streams.state import PartitionState, workflow_key
 from streams.summaries import TASK_SUMMARY_SCHEMA, task_summary
 
@@ -135,7 +135,8 @@ class Watermark:
 
     partition: int
     offset: int
-    sources: dict[str, tuple[float | None, bool]]
+    #: per source, a :class:`~streams.ordering.Mark` (or a tuple of its fields)
+    sources: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -169,6 +170,8 @@ class PipelineStats:
     held: int = 0
     #: records released before their turn because a partition held ``max_held`` records
     out_of_order: int = 0
+    #: events whose minute of spend was already released to the roll-up (they count in a later one)
+    late: int = 0
 
 
 class DetectionPipeline:
@@ -262,8 +265,8 @@ class DetectionPipeline:
             if isinstance(item, Watermark):
                 self.stats.watermarks += 1
                 if self.sources is not None:
-                    for name, (ts, idle) in item.sources.items():
-                        self._merge(p).watermark(name, ts, idle)
+                    for name, mark in item.sources.items():
+                        self._merge(p).watermark(name, *Mark(*mark))
                 continue
             if self.sources is None or item.ts is None:
                 self._fold(self.states[p], item, result)
@@ -275,7 +278,7 @@ class DetectionPipeline:
                 self.stats.redelivered += 1  # sent twice by the ingest (it restarted): already here
                 continue
             arrived[name] = item.source[2]
-            self._merge(p).add(name, item.ts, item)
+            self._merge(p).add(name, item.ts, item, item.source[2])
             self.stats.held += 1
         for p in sorted(seen & self.merges.keys()):
             merge = self.merges[p]
@@ -359,6 +362,14 @@ class DetectionPipeline:
             # ticks due by this event's time run before it: a tick then sees the workflow's events
             # earlier than its watermark, whichever partition's event passed the watermark first
             self._emit(self._advance(state.engine, event.ts), result)
+        if event.ts < state.engine.minutes.released_to:
+            self.stats.late += 1
+            if self.stats.late <= 20:
+                log.warning(
+                    "partition %d: late event %s@%d (event time %.3f, minutes released to %.0f): "
+                    "its spend counts in a later minute",
+                    *(rec.partition, source, rec.source[2], event.ts, state.engine.minutes.released_to),
+                )
         anomalies, reason = state.engine.process_safely(event)
         state.folded(key, source, rec.source[2])
         if reason is not None:

@@ -23,7 +23,7 @@ from burnguard.simulator.fleet import FleetSimulator
 from detectors.config import BurnguardConfig
 from schemas.timefmt import parse_ts
 from streams.feed import encode_event
-from streams.ordering import EventTimeMerge
+from streams.ordering import EventTimeMerge, Mark
 from streams.pipeline import DetectionPipeline, Record, Watermark, route_with_time
 from streams.topics import partition_for_key
 
@@ -86,10 +86,14 @@ def task_level(anomalies: list[dict[str, Any]], cutoff: float) -> Counter[tuple[
     )
 
 
-def through_partitions(lines: list[tuple[bytes, bytes]], rng: random.Random, crash_at: int | None = None) -> Any:
+def through_partitions(
+    lines: list[tuple[bytes, bytes]], rng: random.Random, crash_at: int | None = None, idle_first: str = ""
+) -> Any:
     """The fleet through simulated ingest and detect (see the module docstring); with ``crash_at``,
     the detect stage loses its memory after that many batches and restarts from its table, its
-    partitions redelivered from the first record it had not acknowledged."""
+    partitions redelivered from the first record it had not acknowledged. With ``idle_first``, every
+    source was found idle before the fleet was produced (a burst into an empty topic), the idle
+    check telling the end offsets it saw (``"ends"``: all 0) or not (``"bare"``, as before)."""
     sources: list[list[bytes]] = [[] for _ in range(SOURCES)]
     for key, value in lines:
         sources[partition_for_key(key, SOURCES)].append(value)
@@ -110,6 +114,12 @@ def through_partitions(lines: list[tuple[bytes, bytes]], rng: random.Random, cra
     out: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     batches = 0
+    names = [f"ev:{s}" for s in range(SOURCES)]
+    if idle_first:
+        before = {name: 0 for name in names} if idle_first == "ends" else None
+        for p in range(PARTITIONS):
+            logs[p].append(Watermark(p, 0, {name: Mark(None, True, None, before) for name in names}))
+    produced = {name: len(sources[s]) for s, name in enumerate(names)}
 
     def detect(everything: bool = False) -> None:
         nonlocal pipe, batches
@@ -139,8 +149,10 @@ def through_partitions(lines: list[tuple[bytes, bytes]], rng: random.Random, cra
             logs[p].append(Record(routed, value, p, len(logs[p]), ("ev", s, read[s]), ts))
             read[s] += 1
             frontier[s] = max(ts, frontier[s] or ts)
+        idle = read[s] == len(sources[s])
+        mark = Mark(frontier[s], idle, read[s] - 1, produced if idle and idle_first == "ends" else None)
         for p in range(PARTITIONS):
-            logs[p].append(Watermark(p, len(logs[p]), {f"ev:{s}": (frontier[s], read[s] == len(sources[s]))}))
+            logs[p].append(Watermark(p, len(logs[p]), {names[s]: mark}))
         if rng.random() < 0.5:
             detect()
     detect(everything=True)
@@ -181,3 +193,32 @@ def test_a_restart_with_records_still_waiting_loses_none_and_counts_none_twice(t
     by_root = {s["root_task_id"]: s for s in summaries}
     assert set(by_root) == finished
     assert all(s["cost_usd"] == pytest.approx(costs[r], abs=1e-6) for r, s in by_root.items())
+
+
+def test_a_burst_into_sources_found_idle_is_merged_in_order(tmp_path: Path) -> None:
+    """Every source was idle (read to its end, an empty topic) when the fleet arrived, and the
+    readers get to the sources at unrelated times. An idle source holds the others back only as far
+    as they had produced when it was found idle (the idle check's end offsets): none of the burst
+    passes it until it is read, so nothing is late and replay's anomalies come out."""
+    logging.getLogger("burnguard").setLevel(logging.ERROR)
+    lines, expected, cutoff = fleet(tmp_path)
+    got, summaries, pipe = through_partitions(lines, random.Random(5), idle_first="ends")
+    assert pipe.stats.late == 0 and pipe.stats.held == 0
+    assert task_level(got, cutoff) == task_level(expected, cutoff)
+    assert len({s["root_task_id"] for s in summaries}) == len(summaries) > 0
+    # without the end offsets an idle source holds nobody back: the first source read runs ahead,
+    # and the others' first records come late (their spend counts in later minutes)
+    _, _, bare = through_partitions(lines, random.Random(5), idle_first="bare")
+    assert bare.stats.late > 0
+
+
+def test_a_source_never_written_to_holds_the_merge_back_only_to_its_last_idle_check() -> None:
+    merge: EventTimeMerge[str] = EventTimeMerge(["ev:0", "ev:1"])
+    for offset, ts in enumerate((10.0, 20.0, 30.0)):
+        merge.add("ev:1", ts, f"r{offset}", offset)
+    merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 2})  # found idle when ev:1 had 2
+    assert merge.release() == ["r0", "r1"] and merge.reached() == 20.0
+    merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 3})  # the next idle check
+    assert merge.release() == ["r2"] and merge.reached() == 30.0
+    merge.add("ev:0", 25.0, "late", 0)  # produced after r2 was: late, it leaves at once
+    assert merge.release() == ["late"]

@@ -366,7 +366,7 @@ def create_app(
             getattr(app.consumer, "stale_dropped", 0),
             getattr(app.consumer, "stale_skipped", 0),
             getattr(app.consumer, "stale_acks", 0),
-            getattr(app.consumer, "records_sought_back", 0),
+            getattr(app.consumer, "partitions_sought_back", 0),
         )
 
     @app.timer(30.0)

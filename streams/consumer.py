@@ -27,7 +27,13 @@ The fix keeps Faust's design and adds one fact it lacks — *which fetch a recor
   inline, past :meth:`SeekSafeConsumer.ack`;
 * a seek back to the committed offsets also sends each partition without a commit back to its
   beginning: Faust discards records fetched while its flow is stopped, and only a seek reads them
-  again.
+  again;
+* the position never passes a record that was not delivered: Faust's ``getmany`` drops the rest of a
+  batch when its flow stops or the generation changes, and the records of a partition paused since
+  the fetch; the copy here (:meth:`SeekSafeConsumer.getmany`) seeks such a partition back to its
+  first dropped record;
+* from the moment Faust's recovery resumes the stream partitions until its seek to the committed
+  offsets is done, nothing is delivered: records fetched in between would come ahead of the re-read.
 """
 
 from __future__ import annotations
@@ -110,7 +116,7 @@ class SeekSafeConsumer(Consumer):
         self.stale_skipped = 0
         self.stale_acks = 0
         #: partitions sought back to records fetched but dropped before delivery (Faust's getmany)
-        self.records_sought_back = 0
+        self.partitions_sought_back = 0
         #: per partition, the fetch token of the latest delivery and the offsets delivered under it
         self._delivered: dict[TP, tuple[Token, set[int]]] = {}
         #: closed from the resumption of stream partitions to the end of the seek that follows it
@@ -162,7 +168,7 @@ class SeekSafeConsumer(Consumer):
         back = {tp: offset for tp, offset in dropped.items() if tp in assigned}
         if not back:
             return  # revoked: the next owner reads them from the committed offset
-        self.records_sought_back += len(back)
+        self.partitions_sought_back += len(back)
         try:
             await self.seek_wait(back)
         except Exception as exc:  # a rebalance took them meanwhile: its seek reads them again

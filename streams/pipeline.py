@@ -135,8 +135,7 @@ class Watermark:
 
     partition: int
     offset: int
-    #: per source, a :class:`~streams.ordering.Mark` (or a tuple of its fields)
-    sources: dict[str, Any]
+    sources: dict[str, Mark]
 
 
 @dataclass(slots=True)
@@ -266,7 +265,7 @@ class DetectionPipeline:
                 self.stats.watermarks += 1
                 if self.sources is not None:
                     for name, mark in item.sources.items():
-                        self._merge(p).watermark(name, *Mark(*mark))
+                        self._merge(p).watermark(name, *mark)
                 continue
             if self.sources is None or item.ts is None:
                 self._fold(self.states[p], item, result)

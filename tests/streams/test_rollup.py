@@ -15,6 +15,7 @@ from detectors.engine import Engine
 from detectors.scope_spend import MinuteSpend, RolledUpTick
 from schemas.timefmt import parse_ts
 from streams.feed import encode_event
+from streams.ordering import Mark
 from streams.pipeline import DetectionPipeline, Record, Watermark, route_with_time
 from streams.rollup import RollupPipeline, RollupState, parse_report, spend_reports
 from streams.topics import partition_for_key
@@ -209,7 +210,7 @@ def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalie
     def mark(ts: float, idle: bool = False) -> list[Record | Watermark]:
         marks: list[Record | Watermark] = []
         for p in range(n):
-            marks.append(Watermark(p, offsets[p], {"ev:0": (ts, idle)}))
+            marks.append(Watermark(p, offsets[p], {"ev:0": Mark(ts, idle)}))
             offsets[p] += 1
         return marks
 

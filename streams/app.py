@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -51,7 +51,7 @@ from faust.types import TP
 from detectors.config import BurnguardConfig, load_config
 from streams.consumer import install as install_seek_safe_consumer
 from streams.consumer import is_fresh
-from streams.dlq import dead_letter
+from streams.dlq import dead_letter, dead_letter_key, oversized
 from streams.killswitch_app import wire_killswitch
 from streams.ordering import WATERMARK_HEADER, Mark, parse_watermark, watermark_header
 from streams.pipeline import (
@@ -68,6 +68,7 @@ from streams.raw import raw_table
 from streams.raw import raw_topic as raw_topic_of
 from streams.rollup_stage import add_rollup_stage
 from streams.settings import StreamSettings
+from streams.stage import StageRunner
 from streams.topics import partition_for_key
 
 __all__ = ["STATE_TABLE", "create_app", "faust_credentials"]
@@ -171,6 +172,7 @@ def create_app(
     frontier: dict[int, float] = {}
     read_to: dict[int, int] = {}
     forwarded: dict[int, int] = {}  # the highest offset forwarded, per source partition
+    vouched: dict[int, int] = {}  # the highest offset forwarded and on the broker with all before it
     # clients of their own for the idle check: asking Faust's consumer for positions or end offsets
     # while it rebalances moved its fetch positions past records it had not delivered (lost records)
     probes: list[Any] = []
@@ -187,44 +189,58 @@ def create_app(
         # as much per record as the producer itself. Faust still flushes this producer before it commits.
         return await app.producer.send(topic, key, value, partition, None, list(headers.items()) if headers else None)
 
-    async def send_watermarks(marks: Mapping[str, Mark]) -> None:
+    async def send_watermarks(marks: Mapping[str, Mark]) -> list[Awaitable[Any]]:
         # after the records they vouch for, from the same producer: a partition receives them in order
         header = {WATERMARK_HEADER: watermark_header(marks)}
-        for p in range(settings.partitions):
-            await send_raw(settings.internal_topic, None, b"", header, p)
+        return [await send_raw(settings.internal_topic, None, b"", header, p) for p in range(settings.partitions)]
 
     @app.agent(events, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for batch in cast(faust.Stream, stream).take_events(settings.batch_max, within=settings.batch_within_s):
-            read: set[int] = set()
-            for event in batch:
-                msg = event.message
-                if not is_fresh(app, msg):
-                    continue  # fetched before its partition was sought back: read again, in order
-                read.add(msg.partition)
-                read_to[msg.partition] = msg.offset
-                key, reason, ts = route_with_time(msg.value)
-                if key is not None:
-                    headers = {SOURCE_HEADER: source_header(msg.topic, msg.partition, msg.offset)}
-                    if ts is not None:
-                        headers[TS_HEADER] = repr(ts).encode()
-                        if ts > frontier.get(msg.partition, -math.inf):
-                            frontier[msg.partition] = ts
-                    if msg.offset > forwarded.get(msg.partition, -1):
-                        forwarded[msg.partition] = msg.offset
-                    await send_raw(settings.internal_topic, key, msg.value, headers)
-                    pipeline.stats.routed += 1
-                    continue
-                reason = reason or "unroutable"
-                pipeline.note_dead("ingest", msg.topic, msg.partition, msg.offset, reason)
-                pipeline.stats.dead_letters += 1
-                record = dead_letter(msg.value, reason, msg.topic, msg.partition, msg.offset, "ingest", key=msg.key)
-                await dlq.send(key=msg.key, value=record)
-            if sources is not None and read:
-                name = settings.events_topic
-                await send_watermarks(
-                    {f"{name}:{p}": Mark(frontier.get(p), False, forwarded.get(p)) for p in sorted(read)}
-                )
+        async with StageRunner(app, "ingest") as runner:
+            async for batch in runner.batches(stream, settings.batch_max, settings.batch_within_s):
+                sent: list[Awaitable[Any]] = []
+                read: set[int] = set()
+                for event in batch:
+                    msg = event.message
+                    if not is_fresh(app, msg):
+                        continue  # fetched before its partition was sought back: read again, in order
+                    read.add(msg.partition)
+                    read_to[msg.partition] = msg.offset
+                    key: bytes | None
+                    reason: str | None
+                    ts: float | None
+                    if msg.value is not None and len(msg.value) > settings.max_event_bytes:
+                        key, reason, ts = None, oversized(len(msg.value), settings.max_event_bytes), None
+                    else:
+                        key, reason, ts = route_with_time(msg.value)
+                    if key is not None:
+                        headers = {SOURCE_HEADER: source_header(msg.topic, msg.partition, msg.offset)}
+                        if ts is not None:
+                            headers[TS_HEADER] = repr(ts).encode()
+                            if ts > frontier.get(msg.partition, -math.inf):
+                                frontier[msg.partition] = ts
+                        if msg.offset > forwarded.get(msg.partition, -1):
+                            forwarded[msg.partition] = msg.offset
+                        sent.append(await send_raw(settings.internal_topic, key, msg.value, headers))
+                        pipeline.stats.routed += 1
+                        continue
+                    reason = reason or "unroutable"
+                    pipeline.note_dead("ingest", msg.topic, msg.partition, msg.offset, reason)
+                    pipeline.stats.dead_letters += 1
+                    record = dead_letter(msg.value, reason, msg.topic, msg.partition, msg.offset, "ingest", key=msg.key)
+                    sent.append(await send_raw(settings.dlq_topic, dead_letter_key(msg.key), record))
+                # on the broker before the batch is acknowledged: a record the broker refuses stops the
+                # stage (streams.stage) instead of leaving a hole behind a committed offset
+                for delivery in sent:
+                    await delivery
+                vouched.update(forwarded)
+                if sources is not None and read:
+                    # only now: a watermark vouches for every record forwarded before it (streams.ordering),
+                    # so the records of a batch that failed half-way are never folded
+                    name = settings.events_topic
+                    marks = {f"{name}:{p}": Mark(frontier.get(p), False, vouched.get(p)) for p in sorted(read)}
+                    for delivery in await send_watermarks(marks):
+                        await delivery
 
     async def idle_check() -> None:
         """Watermarks for every source partition this worker reads, each marked idle when read to
@@ -254,7 +270,7 @@ def create_app(
             idle = done >= ends[tp]
             source = f"{tp.topic}:{tp.partition}"
             marks[source] = Mark(
-                frontier.get(tp.partition), idle, forwarded.get(tp.partition), snapshot if idle else None
+                frontier.get(tp.partition), idle, vouched.get(tp.partition), snapshot if idle else None
             )
         await send_watermarks(marks)
 
@@ -272,67 +288,70 @@ def create_app(
 
     @app.agent(by_workflow, name="detect")
     async def detect(stream: faust.StreamT) -> None:
-        s = cast(faust.Stream, stream)
-        async for batch in s.take_events(settings.batch_max, within=settings.batch_within_s):
-            assigned = app.consumer.assignment()
-            items: list[Record | Watermark] = []
-            for event in batch:
-                msg = event.message
-                if msg.tp not in assigned:
-                    continue  # revoked while buffered: its new owner processes it from the state
-                if not is_fresh(app, msg):
-                    continue  # fetched before its partition was sought back: read again, in order
-                mark = _header(msg.headers, WATERMARK_HEADER)
-                if mark is not None:
-                    items.append(Watermark(msg.partition, msg.offset, parse_watermark(mark)))
-                    continue
-                header = _header(msg.headers, SOURCE_HEADER)
-                source = parse_source(header) if header else (msg.topic, msg.partition, msg.offset)
-                ts = _float(_header(msg.headers, TS_HEADER))
-                items.append(Record(msg.key, msg.value, msg.partition, msg.offset, source, ts))
-            for partition in sorted({i.partition for i in items} - pipeline.states.keys()):
-                state = pipeline.load(partition, dict(table.items()))
-                log.info(
-                    "partition %d: engine restored (%d live tasks, %d workflows)",
-                    partition,
-                    state.engine.live_tasks,
-                    len(state.src),
-                )
-            result = pipeline.process(items)
-            sent: list[Awaitable[Any]] = []
-            for key, value in result.anomalies:
-                sent.append(await send_raw(settings.anomalies_topic, key, value))
-                sent += await kill_switch.issue(value)  # a kill's command, in the batch that decided it
-            for key, value in result.summaries:
-                sent.append(await send_raw(settings.summaries_topic, key, value))
-            for dl_key, value in result.dead_letters:
-                sent.append(await dlq.send(key=dl_key, value=value))
-            await send_spend_reports(pipeline)
-            # every output on the broker before the checkpoint that says it was sent: a crash between the
-            # two then repeats a batch's outputs (the anomaly ids make copies recognisable), never loses them
-            for delivery in sent:
-                await delivery
-            # revoked while waiting: its new owner has restored it already, so its checkpoint is not
-            # written over theirs (its records were not acknowledged: they are redelivered)
-            moved = {p for p in result.done if p not in pipeline.states}
-            for p in moved:
-                result.done.pop(p)
-            for key, value in result.state.items():
-                if not moved or partition_for_key(key, settings.partitions) not in moved:
-                    table[key] = value
-            # an event is acknowledged once it and everything before it in its partition is folded:
-            # take_events acknowledges the batch, so a waiting event keeps one more reference
-            assigned = app.consumer.assignment()
-            for event in batch:
-                msg = event.message
-                done = result.done.get(msg.partition)
-                if done is not None and msg.offset > done and msg.tp in assigned:
-                    msg.incref()
-                    held[msg.partition].append(event)
-            for partition, done in result.done.items():
-                waiting = held.get(partition)
-                while waiting and waiting[0].message.offset <= done:
-                    await s.ack(waiting.popleft())
+        async with StageRunner(app, "detect") as runner:
+            async for batch in runner.batches(stream, settings.batch_max, settings.batch_within_s):
+                await detect_batch(cast(faust.Stream, stream), batch)
+
+    async def detect_batch(s: faust.Stream, batch: Sequence[faust.EventT]) -> None:
+        assigned = app.consumer.assignment()
+        items: list[Record | Watermark] = []
+        for event in batch:
+            msg = event.message
+            if msg.tp not in assigned:
+                continue  # revoked while buffered: its new owner processes it from the state
+            if not is_fresh(app, msg):
+                continue  # fetched before its partition was sought back: read again, in order
+            mark = _header(msg.headers, WATERMARK_HEADER)
+            if mark is not None:
+                items.append(Watermark(msg.partition, msg.offset, parse_watermark(mark)))
+                continue
+            header = _header(msg.headers, SOURCE_HEADER)
+            source = parse_source(header) if header else (msg.topic, msg.partition, msg.offset)
+            ts = _float(_header(msg.headers, TS_HEADER))
+            items.append(Record(msg.key, msg.value, msg.partition, msg.offset, source, ts))
+        for partition in sorted({i.partition for i in items} - pipeline.states.keys()):
+            state = pipeline.load(partition, dict(table.items()))
+            log.info(
+                "partition %d: engine restored (%d live tasks, %d workflows)",
+                partition,
+                state.engine.live_tasks,
+                len(state.src),
+            )
+        result = pipeline.process(items)
+        sent: list[Awaitable[Any]] = []
+        for key, value in result.anomalies:
+            sent.append(await send_raw(settings.anomalies_topic, key, value))
+            sent += await kill_switch.issue(value)  # a kill's command, in the batch that decided it
+        for key, value in result.summaries:
+            sent.append(await send_raw(settings.summaries_topic, key, value))
+        for dl_key, value in result.dead_letters:
+            sent.append(await send_raw(settings.dlq_topic, dead_letter_key(dl_key), value))
+        await send_spend_reports(pipeline)
+        # every output on the broker before the checkpoint that says it was sent: a crash between the
+        # two then repeats a batch's outputs (the anomaly ids make copies recognisable), never loses them
+        for delivery in sent:
+            await delivery
+        # revoked while waiting: its new owner has restored it already, so its checkpoint is not
+        # written over theirs (its records were not acknowledged: they are redelivered)
+        moved = {p for p in result.done if p not in pipeline.states}
+        for p in moved:
+            result.done.pop(p)
+        for key, value in result.state.items():
+            if not moved or partition_for_key(key, settings.partitions) not in moved:
+                table[key] = value
+        # an event is acknowledged once it and everything before it in its partition is folded:
+        # the stage runner acknowledges the batch, so a waiting event keeps one more reference
+        assigned = app.consumer.assignment()
+        for event in batch:
+            msg = event.message
+            done = result.done.get(msg.partition)
+            if done is not None and msg.offset > done and msg.tp in assigned:
+                msg.incref()
+                held[msg.partition].append(event)
+        for partition, done in result.done.items():
+            waiting = held.get(partition)
+            while waiting and waiting[0].message.offset <= done:
+                await s.ack(waiting.popleft())
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a union of callables mypy cannot match
     async def forget_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

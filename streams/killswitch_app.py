@@ -38,6 +38,7 @@ from streams.killswitch_keys import require_signing_key
 from streams.killswitch_records import KillOutputs
 from streams.raw import raw_table
 from streams.settings import StreamSettings
+from streams.stage import StageRunner
 from streams.topics import partition_for_key
 
 __all__ = ["KILL_TABLE", "KillSwitch", "wire_killswitch"]
@@ -95,28 +96,32 @@ def wire_killswitch(
 
     async def issue(anomaly: bytes) -> list[Awaitable[Any]]:
         try:
-            return await send(loop.on_anomaly(anomaly))
-        except Exception:  # one bad anomaly never stops detection nor the kill switch
+            out = loop.on_anomaly(anomaly)
+        except Exception:  # one anomaly the kill loop cannot read never stops detection nor the kill switch
             log.exception("kill switch: error on the anomaly %r", anomaly[:200])
             return []
+        # a command the broker does not take is not swallowed: the detect stage stops (streams.stage)
+        return await send(out)
 
     @app.agent(tracked, name="kill-track")
     async def kill_track(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            if not is_fresh(app, msg):
-                continue  # fetched before its partition was sought back: read again
-            if msg.key is None:
-                loop.stats.invalid += 1
-                log.warning("%s@%d: a record without a key (the command id), ignored", msg.topic, msg.offset)
-                continue
-            try:
-                out = loop.on_record(kinds[msg.topic], msg.value, table.get(msg.key))  # type: ignore[arg-type]
+        async with StageRunner(app, "kill-track") as runner:
+            async for event in runner.events(stream):
+                msg = event.message
+                if not is_fresh(app, msg):
+                    continue  # fetched before its partition was sought back: read again
+                if msg.key is None:
+                    loop.stats.invalid += 1
+                    log.warning("%s@%d: a record without a key (the command id), ignored", msg.topic, msg.offset)
+                    continue
+                try:
+                    out = loop.on_record(kinds[msg.topic], msg.value, table.get(msg.key))  # type: ignore[arg-type]
+                except Exception:  # a record the loop cannot read: logged, never a stop
+                    log.exception("kill-track: error on the record at %s/%d@%d", msg.topic, msg.partition, msg.offset)
+                    continue
                 await delivered(out)  # on the broker before the entry that says it was sent
                 if out.entry is not None:
                     table[msg.key] = out.entry
-            except Exception:
-                log.exception("kill-track: error on the record at %s/%d@%d", msg.topic, msg.partition, msg.offset)
 
     def owned() -> list[tuple[bytes, bytes]]:
         mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.kill_internal_topic}

@@ -23,10 +23,21 @@ record produced after others with a later event time were released is *late*.
 Sources are assumed to be in event-time order (agents send a task's events as they happen). A
 record earlier than its source's frontier is *late*; it leaves as soon as it heads its queue.
 
+A record that carries its source offset leaves only once a watermark of its source *vouches* for it
+(the watermark's offset is at or past it): the ingest sends a watermark only after every record it
+forwarded before it is on the broker. A record whose ingest batch failed half-way (some deliveries
+refused, later ones accepted) is therefore never folded: the ingest stops with that batch
+unacknowledged, and after its restart forwards the batch again. A record arriving at or below the
+last offset queued for its source is such a re-forward: the queued records from there on are
+dropped (:meth:`EventTimeMerge.add` returns them), their new copies follow.
+
 >>> merge = EventTimeMerge(["ev:0", "ev:1"])
 >>> merge.add("ev:0", 10.0, "a"); merge.add("ev:0", 30.0, "c"); merge.release()
 []
+[]
+[]
 >>> merge.add("ev:1", 20.0, "b"); merge.release()  # ev:1 has reached 20: a and b cannot be preceded
+[]
 ['a', 'b']
 >>> merge.watermark("ev:1", 40.0, idle=False); merge.release(), merge.reached()
 (['c'], 30.0)
@@ -39,8 +50,21 @@ With the ends of the idle check, an idle source waits for what the others produc
 >>> merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 0})  # before anything was produced
 >>> merge.add("ev:1", 20.0, "b", offset=0); merge.watermark("ev:1", 20.0, idle=False, offset=0); merge.release()
 []
+[]
 >>> merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 1}); merge.release()  # still idle after b
 ['b']
+
+Records with offsets wait for a watermark that vouches for them; a re-forward replaces what was queued:
+
+>>> merge = EventTimeMerge(["ev:0"])
+>>> merge.add("ev:0", 10.0, "a", offset=5); merge.add("ev:0", 11.0, "b", offset=6); merge.release()
+[]
+[]
+[]
+>>> merge.add("ev:0", 10.0, "a again", offset=5)  # the ingest restarted: 5 and 6 come again
+['a', 'b']
+>>> merge.watermark("ev:0", 10.0, idle=False, offset=5); merge.release()
+['a again']
 """
 
 from __future__ import annotations
@@ -111,7 +135,10 @@ def parse_watermark(value: bytes) -> dict[str, Mark]:
 @dataclass(slots=True)
 class _Source(Generic[T]):
     index: int
-    queue: deque[tuple[float, T]] = field(default_factory=deque)
+    #: (event time, record, source offset or -1 when not told), in the source's own order
+    queue: deque[tuple[float, T, int]] = field(default_factory=deque)
+    #: the highest source offset a watermark vouched for: every record up to it is on the broker
+    vouched: int = -1
     #: every record this source sends from now on has at least this event time (epoch s)
     frontier: float = -math.inf
     #: read to its end by the ingest, and nothing received since
@@ -163,19 +190,32 @@ class EventTimeMerge(Generic[T]):
             self._by_index.append(src)
         return src
 
-    def add(self, source: str, ts: float, item: T, offset: int | None = None) -> None:
+    def add(self, source: str, ts: float, item: T, offset: int | None = None) -> list[T]:
         """A record of ``source`` with event time ``ts`` (epoch s) and source offset ``offset``, in
-        the source's own order."""
+        the source's own order; returns the queued records it replaces (a re-forward: see the module
+        docstring), which the caller forgets."""
         src = self._source(source)
         src.idle = False
         src.ends = None
+        dropped: list[T] = []
+        at = -1 if offset is None else offset
+        if offset is not None and src.queue and src.queue[-1][2] >= offset:
+            while src.queue and src.queue[-1][2] >= offset:
+                dropped.append(src.queue.pop()[1])
+            dropped.reverse()
+            self.held -= len(dropped)
+            self._heads = [h for h in self._heads if h[1] != src.index]
+            heapq.heapify(self._heads)
+            if src.queue:
+                heapq.heappush(self._heads, (src.queue[0][0], src.index))
         if not src.queue:
             heapq.heappush(self._heads, (ts, src.index))
-        src.queue.append((ts, item))
+        src.queue.append((ts, item, at))
         self.held += 1
         if ts > src.frontier:
             src.frontier = ts
         src.note(offset)
+        return dropped
 
     def watermark(
         self, source: str, ts: float | None, idle: bool, offset: int | None = None, ends: dict[str, int] | None = None
@@ -186,6 +226,8 @@ class EventTimeMerge(Generic[T]):
         if ts is not None and ts > src.frontier:
             src.frontier = ts
         src.note(offset)
+        if offset is not None and offset > src.vouched:
+            src.vouched = offset
         src.idle = idle
         src.ends = ends if idle else None
 
@@ -219,12 +261,12 @@ class EventTimeMerge(Generic[T]):
         bound = self._bound()
         while heads:
             head = heads[0]
-            if head >= bound:
+            src = self._by_index[head[1]]
+            if head >= bound or src.queue[0][2] > src.vouched:
                 if self.held <= self.max_held:
                     break
                 self.forced += 1
             heapq.heappop(heads)
-            src = self._by_index[head[1]]
             out.append(src.queue.popleft()[1])
             self.held -= 1
             if src.queue:

@@ -209,7 +209,6 @@ class DetectionPipeline:
         self.stats = PipelineStats()
         self.states: dict[int, PartitionState] = {}
         self.merges: dict[int, EventTimeMerge[Record]] = {}
-        self._arrived: dict[int, dict[str, int]] = {}  # per partition: source -> highest source offset received
         self._last: dict[int, int] = {}  # per partition: highest internal offset received
         self._summaries: list[tuple[bytes, bytes]] = []
         self.note_dead = DeadLetterLog()
@@ -242,7 +241,6 @@ class DetectionPipeline:
         merge = self.merges.pop(partition, None)
         if merge is not None:
             self.stats.held -= merge.held
-        self._arrived.pop(partition, None)
         self._last.pop(partition, None)
 
     # -- the batch -------------------------------------------------------------------------------
@@ -272,13 +270,11 @@ class DetectionPipeline:
                 touched.add(p)
                 continue
             name = f"{item.source[0]}:{item.source[1]}"
-            arrived = self._arrived.setdefault(p, {})
-            if item.source[2] <= arrived.get(name, -1):
-                self.stats.redelivered += 1  # sent twice by the ingest (it restarted): already here
-                continue
-            arrived[name] = item.source[2]
-            self._merge(p).add(name, item.ts, item, item.source[2])
-            self.stats.held += 1
+            # sent again by a restarted ingest: the copies still waiting give way to the new ones (a copy
+            # already folded is skipped when its new one is: PartitionState.seen_offset)
+            replaced = self._merge(p).add(name, item.ts, item, item.source[2])
+            self.stats.held += 1 - len(replaced)
+            self.stats.redelivered += len(replaced)
         for p in sorted(seen & self.merges.keys()):
             merge = self.merges[p]
             state = self.states[p]

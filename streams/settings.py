@@ -30,7 +30,12 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message names the variable and what to do."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+#: the most ``max_event_bytes`` may be: a forwarded event, its headers and key stay under the producer's
+#: ``max_request_size`` (1,000,000 bytes)
+MAX_EVENT_BYTES_LIMIT = 768 * 1024
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(_PREFIX + name, "").strip()
     if not raw:
         return default
@@ -40,6 +45,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise SettingsError(f"{_PREFIX}{name}={raw!r} is not an integer") from None
     if value < minimum:
         raise SettingsError(f"{_PREFIX}{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{_PREFIX}{name}={value} must be at most {maximum}")
     return value
 
 
@@ -127,6 +134,9 @@ class StreamSettings:
     dedup_keep: int = 2_000
     #: a state value larger than this is split into chunks (Kafka's default limit is 1 MB)
     max_value_bytes: int = 512 * 1024
+    #: a cost event larger than this (bytes) is dead-lettered unread: no valid event comes near it,
+    #: and a forwarded record must stay under the producer's 1 MB request limit
+    max_event_bytes: int = 256 * 1024
     store: str = "memory://"
     data_dir: str = ""
     web_enabled: bool = True
@@ -192,6 +202,9 @@ class StreamSettings:
             "max_held": _int(env, "MAX_HELD", d.max_held, minimum=1),
             "dedup_keep": _int(env, "DEDUP_KEEP", d.dedup_keep),
             "max_value_bytes": _int(env, "MAX_VALUE_BYTES", d.max_value_bytes, minimum=1024),
+            "max_event_bytes": _int(
+                env, "MAX_EVENT_BYTES", d.max_event_bytes, minimum=1024, maximum=MAX_EVENT_BYTES_LIMIT
+            ),
             "store": _str(env, "STORE", d.store),
             "data_dir": _str(env, "DATA_DIR", "") or str(Path(tempfile.gettempdir()) / f"burnguard-{app_id}"),
             "web_enabled": _bool(env, "WEB_ENABLED", d.web_enabled),

@@ -13,6 +13,7 @@ from alerting.config import AlertingConfig
 from detectors.config import BurnguardConfig
 from streams.app import create_app
 from streams.settings import StreamSettings
+from streams.stage import EXIT_STAGE_FAILED
 from streams.topics import ensure_topics
 
 __all__ = ["run_alerter", "run_worker"]
@@ -43,7 +44,13 @@ def run_worker(settings: StreamSettings, config: BurnguardConfig | None = None) 
         override_logging=True,
     )
     log.info("burnguard worker: %s", settings.describe())
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        failure = getattr(app, "burnguard_failure", None)
+        if failure is not None:  # a stage could not go on (streams.stage): not a clean stop
+            log.critical("burnguard worker stopped: %s", failure)
+            raise SystemExit(EXIT_STAGE_FAILED)
 
 
 def run_alerter(settings: StreamSettings, config: AlertingConfig, silences_path: str | None = None) -> None:

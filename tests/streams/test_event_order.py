@@ -216,9 +216,12 @@ def test_a_source_never_written_to_holds_the_merge_back_only_to_its_last_idle_ch
     merge: EventTimeMerge[str] = EventTimeMerge(["ev:0", "ev:1"])
     for offset, ts in enumerate((10.0, 20.0, 30.0)):
         merge.add("ev:1", ts, f"r{offset}", offset)
+    merge.watermark("ev:1", 30.0, idle=False, offset=2)  # the ingest vouches for what it forwarded
     merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 2})  # found idle when ev:1 had 2
     assert merge.release() == ["r0", "r1"] and merge.reached() == 20.0
     merge.watermark("ev:0", None, idle=True, ends={"ev:0": 0, "ev:1": 3})  # the next idle check
     assert merge.release() == ["r2"] and merge.reached() == 30.0
-    merge.add("ev:0", 25.0, "late", 0)  # produced after r2 was: late, it leaves at once
+    merge.add("ev:0", 25.0, "late", 0)  # produced after r2 was: late, it leaves once vouched for
+    assert merge.release() == []
+    merge.watermark("ev:0", 25.0, idle=False, offset=0)
     assert merge.release() == ["late"]

@@ -207,10 +207,11 @@ def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalie
             restarts.append(len(got))
             stages.append(start())
 
-    def mark(ts: float, idle: bool = False) -> list[Record | Watermark]:
+    def mark(ts: float, upto: int, idle: bool = False) -> list[Record | Watermark]:
+        # as the ingest's: vouching for every source record up to ``upto`` (streams.ordering)
         marks: list[Record | Watermark] = []
         for p in range(n):
-            marks.append(Watermark(p, offsets[p], {"ev:0": Mark(ts, idle)}))
+            marks.append(Watermark(p, offsets[p], {"ev:0": Mark(ts, idle, upto)}))
             offsets[p] += 1
         return marks
 
@@ -223,9 +224,9 @@ def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalie
         items.append(Record(key, value, p, offsets[p], ("ev", 0, offset), ts))
         offsets[p] += 1
         if len(items) >= 200:
-            batch(items + mark(ev["ts"]))
+            batch(items + mark(ev["ts"], offset))
             items = []
-    batch(items + mark(events[-1]["ts"], idle=True))
+    batch(items + mark(events[-1]["ts"], len(events) - 1, idle=True))
 
     want = _scoped(expected, cutoff)
     assert {(a[2], len(a[0]) > 0) for a in want} >= {("burn_usd_per_hour", True), ("budget_spent_fraction", True)}

@@ -14,6 +14,7 @@ import orjson
 from detectors.config import Autonomy, BurnguardConfig
 from detectors.engine import Engine
 from schemas.anomaly import Anomaly
+from schemas.events import CostEvent
 
 __all__ = ["ReplayResult", "open_events", "replay_file"]
 
@@ -25,6 +26,14 @@ class ReplayResult:
     anomalies: list[Anomaly] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
+    #: steps that arrived after their root task had finished, and their money (USD): the part of
+    #: ``engine.stats.spend_usd`` in no finished task's totals (the worker's late-spend records)
+    late_steps: int = 0
+    late_spend_usd: float = 0.0
+
+    def count_late(self, event: CostEvent) -> None:
+        self.late_steps += 1
+        self.late_spend_usd += event.cost_usd or 0.0
 
     @property
     def events_per_second(self) -> float:
@@ -67,6 +76,7 @@ def replay_file(
     """
     engine = Engine(config, autonomy=autonomy)
     result = ReplayResult(engine)
+    engine.on_late_spend = result.count_late
     started = time.perf_counter()
     write = out.write if out is not None else None
     with open_events(path) as stream:

@@ -107,6 +107,9 @@ class Engine(EngineHandover):
         #: called with a root task's final totals when it finishes (not when it expires), before the
         #: engine forgets it: the Kafka worker publishes a task summary from it
         self.on_task_finished: Callable[[TaskState], None] | None = None
+        #: called with each step that arrives after its root task finished (its ``cost_usd`` priced,
+        #: ``None`` when unpriced): the root's summary is out already, the worker publishes the rest
+        self.on_late_spend: Callable[[CostEvent], None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -174,6 +177,8 @@ class Engine(EngineHandover):
         if task is None:
             if root in self._finished:
                 self.stats.late_after_finish += 1
+                if self.on_late_spend is not None and event.kind is EventKind.STEP:
+                    self.on_late_spend(event)  # still the root's spend (counted in stats.spend_usd)
                 self._feed_spend(self._workflow(event.tenant, event.team, event.workflow), event, None, out)
                 return out + self._tick_if_due()
             task = self._tasks[root] = TaskState.open(event)

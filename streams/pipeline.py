@@ -32,7 +32,7 @@ from schemas.timefmt import parse_ts
 from streams.dlq import DeadLetterLog, dead_letter
 from streams.ordering import EventTimeMerge, Mark
 from streams.state import PartitionState, workflow_key
-from streams.summaries import TASK_SUMMARY_SCHEMA, task_summary
+from streams.summaries import TASK_SUMMARY_SCHEMA, late_spend_record, task_summary
 
 __all__ = [
     "SOURCE_HEADER",
@@ -216,6 +216,7 @@ class DetectionPipeline:
     def _engine(self) -> Engine:
         engine = Engine(self.config, autonomy=self.autonomy, clock=self.clock, roll_up=self.roll_up)
         engine.on_task_finished = self._on_finished
+        engine.on_late_spend = lambda ev: self._summaries.append(late_spend_record(ev))  # streams.summaries
         return engine
 
     def _on_finished(self, task: TaskState) -> None:

@@ -20,7 +20,7 @@ their minutes; each workflow's unreleased minutes are checkpointed with that wor
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
@@ -63,28 +63,39 @@ def add_rollup_stage(
 
     @app.agent(topic, name="rollup")
     async def roll_up(stream: faust.StreamT) -> None:
-        async for batch in cast(faust.Stream, stream).take_events(settings.batch_max, within=settings.batch_within_s):
-            assigned = app.consumer.assignment()
-            fresh = [e.message for e in batch if e.message.tp in assigned and is_fresh(app, e.message)]
-            items = [(m.partition, m.offset, m.value) for m in fresh]
-            for partition in sorted({i[0] for i in items} - rollup.states.keys()):
-                state = rollup.load(partition, dict(table.items()))
-                log.info("roll-up partition %d restored (%d detect partitions heard of)", partition, len(state.covered))
-            result = rollup.process(items)
-            # on the broker before the state that says they were sent (a crash between loses nothing)
-            sent = [
-                await app.producer.send(settings.anomalies_topic, key, value, None, None, None)
-                for key, value in result.anomalies  # straight to Faust's producer, as streams.app does
-            ]
-            for delivery in sent:
-                await delivery
-            for key, value in result.state.items():
-                table[key] = value
-            for partition, offset, reason in result.bad:
-                log.error("%s/%d@%d is not a spend report: %s", settings.rollup_topic, partition, offset, reason)
-                raw = next(i[2] for i in items if i[0] == partition and i[1] == offset)
-                record = dead_letter(raw, reason, settings.rollup_topic, partition, offset, "rollup")
-                await dlq.send(key=None, value=record)
+        s = cast(faust.Stream, stream)
+        async for batch in s.take_events(settings.batch_max, within=settings.batch_within_s):
+            # take_events acknowledges a batch when it is closed, whether its processing ended or
+            # raised (its finally): one more reference each, dropped only once the batch is done,
+            # so an exception leaves every record of it unacknowledged and its offsets uncommitted
+            for event in batch:
+                event.message.incref()
+            await process(batch)
+            for event in batch:
+                await s.ack(event)
+
+    async def process(batch: Sequence[faust.EventT]) -> None:
+        assigned = app.consumer.assignment()
+        fresh = [e.message for e in batch if e.message.tp in assigned and is_fresh(app, e.message)]
+        items = [(m.partition, m.offset, m.value) for m in fresh]
+        for partition in sorted({i[0] for i in items} - rollup.states.keys()):
+            state = rollup.load(partition, dict(table.items()))
+            log.info("roll-up partition %d restored (%d detect partitions heard of)", partition, len(state.covered))
+        result = rollup.process(items)
+        # on the broker before the state that says they were sent (a crash between loses nothing)
+        sent = [
+            await app.producer.send(settings.anomalies_topic, key, value, None, None, None)
+            for key, value in result.anomalies  # straight to Faust's producer, as streams.app does
+        ]
+        for delivery in sent:
+            await delivery
+        for key, value in result.state.items():
+            table[key] = value
+        for partition, offset, reason in result.bad:
+            log.error("%s/%d@%d is not a spend report: %s", settings.rollup_topic, partition, offset, reason)
+            raw = next(i[2] for i in items if i[0] == partition and i[1] == offset)
+            record = dead_letter(raw, reason, settings.rollup_topic, partition, offset, "rollup")
+            await dlq.send(key=None, value=record)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as in streams.app
     async def forget_revoked_rollups(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

@@ -150,7 +150,7 @@ def create_app(
 
     events = raw_topic(settings.events_topic)
     by_workflow = raw_topic(settings.internal_topic)
-    dlq = raw_topic(settings.dlq_topic)
+    raw_topic(settings.dlq_topic)  # declared, so the worker creates it
     # written once per batch, outside a single event
     table = raw_table(app, STATE_TABLE, settings.partitions, "burnguard engine checkpoints, per workflow and partition")
     # kill commands, proposals, acks and escalations (streams.killswitch_app)
@@ -167,7 +167,7 @@ def create_app(
         max_held=settings.max_held,
         roll_up=sources is not None,  # the roll-up waits for every partition's ticks: watermarks drive them
     )
-    send_spend_reports = add_rollup_stage(app, settings, config, raw_topic, dlq)
+    send_spend_reports = add_rollup_stage(app, settings, config, raw_topic)
     # what the ingest has read of each source partition: the highest event time and the last offset
     frontier: dict[int, float] = {}
     read_to: dict[int, int] = {}

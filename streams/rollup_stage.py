@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.types import TP
@@ -33,6 +33,7 @@ from streams.pipeline import DetectionPipeline
 from streams.raw import raw_table
 from streams.rollup import RollupPipeline, spend_reports
 from streams.settings import StreamSettings
+from streams.stage import StageRunner
 
 __all__ = ["ROLLUP_TABLE", "add_rollup_stage"]
 
@@ -45,7 +46,6 @@ def add_rollup_stage(
     settings: StreamSettings,
     config: BurnguardConfig,
     raw_topic: Callable[[str], faust.TopicT],
-    dlq: faust.TopicT,
 ) -> Callable[[DetectionPipeline], Awaitable[None]]:
     """Add the roll-up topic, table and agent to ``app``; return what the detect agent awaits after
     each batch, before acknowledging it: the spend reports of the ticks its engines ran."""
@@ -63,16 +63,9 @@ def add_rollup_stage(
 
     @app.agent(topic, name="rollup")
     async def roll_up(stream: faust.StreamT) -> None:
-        s = cast(faust.Stream, stream)
-        async for batch in s.take_events(settings.batch_max, within=settings.batch_within_s):
-            # take_events acknowledges a batch when it is closed, whether its processing ended or
-            # raised (its finally): one more reference each, dropped only once the batch is done,
-            # so an exception leaves every record of it unacknowledged and its offsets uncommitted
-            for event in batch:
-                event.message.incref()
-            await process(batch)
-            for event in batch:
-                await s.ack(event)
+        async with StageRunner(app, "rollup") as runner:  # nothing acknowledged that was not processed
+            async for batch in runner.batches(stream, settings.batch_max, settings.batch_within_s):
+                await process(batch)
 
     async def process(batch: Sequence[faust.EventT]) -> None:
         assigned = app.consumer.assignment()
@@ -87,15 +80,15 @@ def add_rollup_stage(
             await app.producer.send(settings.anomalies_topic, key, value, None, None, None)
             for key, value in result.anomalies  # straight to Faust's producer, as streams.app does
         ]
-        for delivery in sent:
-            await delivery
-        for key, value in result.state.items():
-            table[key] = value
         for partition, offset, reason in result.bad:
             log.error("%s/%d@%d is not a spend report: %s", settings.rollup_topic, partition, offset, reason)
             raw = next(i[2] for i in items if i[0] == partition and i[1] == offset)
             record = dead_letter(raw, reason, settings.rollup_topic, partition, offset, "rollup")
-            await dlq.send(key=None, value=record)
+            sent.append(await app.producer.send(settings.dlq_topic, None, record, None, None, None))
+        for delivery in sent:
+            await delivery
+        for key, value in result.state.items():
+            table[key] = value
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as in streams.app
     async def forget_revoked_rollups(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Final, Protocol
 from burnguard_sdk.commands import KillCommand, KillScope, KillTarget
 from burnguard_sdk.keys import KillKeys
 
-__all__ = ["CommandBook", "Decision", "Guarded", "Reason", "target_matches"]
+__all__ = ["DEFAULT_TENANT", "CommandBook", "Decision", "Guarded", "Reason", "mismatch", "target_matches"]
 
 
 class Reason:
@@ -27,10 +27,15 @@ class Reason:
     UNSIGNED: Final = "unsigned"
     BAD_SIGNATURE: Final = "bad signature"
     EXPIRED: Final = "expired"
+    OTHER_TENANT: Final = "another tenant"
     OTHER_SCOPE: Final = "another scope"
+    UNKNOWN_ID: Final = "names an id this work does not have"
     FINISHED: Final = "task already finished"
     ALREADY_HALTED: Final = "already halted"
 
+
+#: The tenant of work (and of a command) that names none: the contract's default, never a wildcard.
+DEFAULT_TENANT: Final = "default"
 
 #: The ids that name each scope: a command must name one of them, and it must be ours.
 _SCOPE_IDS: Final = {
@@ -40,30 +45,72 @@ _SCOPE_IDS: Final = {
 }
 
 
-def target_matches(target: KillTarget, ids: Mapping[str, str | None]) -> bool:
-    """Whether ``target`` names the work identified by ``ids``.
+def mismatch(target: KillTarget, ids: Mapping[str, str | None]) -> str | None:
+    """``None`` when ``target`` names the work identified by ``ids``, else the :class:`Reason` why not.
 
-    The scope's own id (``root_task_id``/``task_id``, ``agent`` or ``workflow``) must be named and
-    equal ours; any other id the target names must equal ours when we know it.
+    Every id the target names must be ours: its tenant (``default`` when it names none) must equal
+    ours (``default`` when we have none), its scope's own id (``root_task_id``/``task_id``, ``agent``
+    or ``workflow``) must be named and equal ours, and every other id it names (``team``,
+    ``workflow`` ...) must be one we have, with the same value. An id we do not have cannot be
+    confirmed as ours: the command halts nothing (:attr:`Reason.UNKNOWN_ID`).
+
+    >>> t = KillTarget(scope="task", tenant="acme", team="search", root_task_id="r1")
+    >>> mine = {"tenant": "acme", "team": "search", "root_task_id": "r1", "task_id": "s1"}
+    >>> mismatch(t, mine) is None
+    True
+    >>> mismatch(t, mine | {"tenant": None})
+    'another tenant'
+    >>> mismatch(t, mine | {"team": None})
+    'names an id this work does not have'
+    >>> mismatch(KillTarget(scope="workflow", workflow="w"), {"workflow": "w", "agent": "a"}) is None
+    True
+    """
+    named = target.ids()
+    if named.get("tenant", DEFAULT_TENANT) != (ids.get("tenant") or DEFAULT_TENANT):
+        return Reason.OTHER_TENANT
+    scope_ids = [name for name in _SCOPE_IDS[target.scope] if name in named]
+    if not scope_ids or any(ids.get(name) != named[name] for name in scope_ids):
+        return Reason.OTHER_SCOPE
+    unknown = False
+    for name, value in named.items():
+        ours = ids.get(name)
+        if name == "tenant" or ours == value:
+            continue
+        if ours is not None:
+            return Reason.OTHER_SCOPE
+        unknown = True
+    return Reason.UNKNOWN_ID if unknown else None
+
+
+def target_matches(target: KillTarget, ids: Mapping[str, str | None]) -> bool:
+    """Whether ``target`` names the work identified by ``ids`` (see :func:`mismatch`).
 
     >>> t = KillTarget(scope="task", root_task_id="r1", workflow="w")
     >>> target_matches(t, {"root_task_id": "r1", "task_id": "s1", "workflow": "w"})
     True
     >>> target_matches(t, {"root_task_id": "r2", "workflow": "w"})
     False
-    >>> target_matches(KillTarget(scope="workflow", workflow="w"), {"workflow": "w", "agent": "a"})
-    True
+    """
+    return mismatch(target, ids) is None
+
+
+def missing_ids(target: KillTarget, ids: Mapping[str, str | None]) -> list[str]:
+    """The ids ``target`` names that ``ids`` does not have (what to give the listener or the guard)."""
+    return [name for name in target.ids() if name != "tenant" and ids.get(name) is None]
+
+
+def contradiction(target: KillTarget, identity: Mapping[str, str | None]) -> str | None:
+    """Why ``target`` can never be this listener's, from what the listener was told it is, or ``None``.
+
+    Only what it was told counts: a listener without ``tenant=`` or ``team=`` may guard work that
+    carries its own (a :class:`~burnguard_sdk.TaskRun`'s), which :func:`mismatch` checks per guard.
     """
     named = target.ids()
-    scope_ids = [name for name in _SCOPE_IDS[target.scope] if name in named]
-    if not scope_ids or any(ids.get(name) != named[name] for name in scope_ids):
-        return False
-    return all(ids.get(name) in (None, value) for name, value in named.items())
-
-
-def contradicts(target: KillTarget, ids: Mapping[str, str | None]) -> bool:
-    """Whether ``target`` names an id we know with another value (so it can never be ours)."""
-    return any(ids.get(name) not in (None, value) for name, value in target.ids().items())
+    if identity.get("tenant") is not None and named.get("tenant", DEFAULT_TENANT) != identity["tenant"]:
+        return Reason.OTHER_TENANT
+    if any(identity.get(name) not in (None, value) for name, value in named.items() if name != "tenant"):
+        return Reason.OTHER_SCOPE
+    return None
 
 
 class Guarded(Protocol):
@@ -80,11 +127,13 @@ class Guarded(Protocol):
 
 @dataclass
 class Decision:
-    """``halt`` = guards to halt now; otherwise ``reason`` says why nothing was halted."""
+    """``halt`` = guards to halt now; otherwise ``reason`` says why nothing was halted (``detail``:
+    the ids a command named that the work lacks, for :attr:`Reason.UNKNOWN_ID`)."""
 
     command: KillCommand | None
     halt: list[Guarded] = field(default_factory=list)
     reason: str | None = None
+    detail: str = ""
 
 
 class CommandBook:
@@ -100,22 +149,42 @@ class CommandBook:
         self._max_kept = max_kept
 
     def decide(self, command: KillCommand, now: float) -> Decision:
-        """Check ``command`` (scope, signature, expiry, finished work, earlier halts) at ``now``."""
-        if contradicts(command.target, self.identity):
-            return Decision(command, reason=Reason.OTHER_SCOPE)
+        """Check ``command`` (tenant and scope, signature, expiry, finished work, earlier halts) at ``now``."""
+        against_identity = contradiction(command.target, self.identity)
+        if against_identity is not None:
+            return Decision(command, reason=against_identity)
         invalid = command.verify(self._keys, now)
         if invalid is not None:
             return Decision(command, reason=invalid)
         with self._lock:
             self._keep(command, now)
-            matching = [g for g in self._guards if target_matches(command.target, g.ids)]
+            why = {id(g): mismatch(command.target, g.ids) for g in self._guards}
+            matching = [g for g in self._guards if why[id(g)] is None]
             if not matching:
-                finished = any(target_matches(command.target, ids) for ids in self._finished)
-                return Decision(command, reason=Reason.FINISHED if finished else Reason.OTHER_SCOPE)
+                if any(target_matches(command.target, ids) for ids in self._finished):
+                    return Decision(command, reason=Reason.FINISHED)
+                return self._why_nothing(command, list(why.values()))
             to_halt = [g for g in matching if g.halted_by is None]
         if not to_halt:
             return Decision(command, reason=Reason.ALREADY_HALTED)
         return Decision(command, halt=to_halt)
+
+    def _why_nothing(self, command: KillCommand, reasons: list[str | None]) -> Decision:
+        """The reason a valid command matched no guard: the closest miss among them."""
+        target = command.target
+        if Reason.UNKNOWN_ID in reasons:
+            near = [g for g in self._guards if mismatch(target, g.ids) == Reason.UNKNOWN_ID]
+            lacking = sorted({name for g in near for name in missing_ids(target, g.ids)})
+            return Decision(command, reason=Reason.UNKNOWN_ID, detail=", ".join(lacking))
+        tenant = target.tenant or DEFAULT_TENANT
+        if (reasons and set(reasons) == {Reason.OTHER_TENANT}) or any(
+            mismatch(target, {**g.ids, "tenant": tenant}) in (None, Reason.UNKNOWN_ID) for g in self._guards
+        ):  # none of our work is that tenant's, or some would be the target in that tenant
+            return Decision(command, reason=Reason.OTHER_TENANT)
+        ours = self.identity.get("tenant") or DEFAULT_TENANT
+        if not reasons and tenant != ours:  # no work here yet: the listener's tenant
+            return Decision(command, reason=Reason.OTHER_TENANT)
+        return Decision(command, reason=Reason.OTHER_SCOPE)
 
     def register(self, guard: Guarded, now: float) -> KillCommand | None:
         """Add ``guard``; returns a valid kept command that already targets it, if any."""

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from burnguard_sdk._logs import ThrottledLog
 from burnguard_sdk.acks import AckSender
-from burnguard_sdk.book import CommandBook, Reason
+from burnguard_sdk.book import DEFAULT_TENANT, CommandBook, Reason
 from burnguard_sdk.commands import KillAck, KillCommand, KillTarget
 from burnguard_sdk.guards import Guard
 from burnguard_sdk.keys import KillKeys, load_kill_keys
@@ -44,12 +44,18 @@ log = logging.getLogger("burnguard_sdk.listener")
 
 DEFAULT_KILLSWITCH_TOPIC = "burnguard.killswitch"
 DEFAULT_ACKS_TOPIC = "burnguard.killswitch.acks"
-_QUIET_REASONS = {Reason.OTHER_SCOPE: logging.DEBUG, Reason.ALREADY_HALTED: logging.INFO}
+#: every listener reads every command: one for other work (of its tenant or another) is routine
+_QUIET_REASONS = {
+    Reason.OTHER_SCOPE: logging.DEBUG,
+    Reason.OTHER_TENANT: logging.INFO,
+    Reason.ALREADY_HALTED: logging.INFO,
+}
 
 
 @dataclass(frozen=True)
 class Rejection:
-    """A command that halted nothing, and why (``reason`` is one of :class:`~burnguard_sdk.book.Reason`)."""
+    """A command that halted nothing, and why (``reason`` is one of :class:`~burnguard_sdk.book.Reason`;
+    ``detail`` says more: the validation error of a malformed one, the ids an unknown-id one named)."""
 
     reason: str
     command_id: str | None
@@ -57,14 +63,18 @@ class Rejection:
     topic: str
     partition: int
     offset: int
+    detail: str = ""
 
 
 class KillSwitchListener:
     """Listens for kill commands on behalf of this process's guarded work.
 
     ``agent``, ``workflow``, ``team``, ``tenant`` say who this process is (a command naming another
-    value is not for it); guards add task ids. ``secrets`` are the accepted HMAC keys (default: env
-    ``BURNGUARD_KILL_KEYS`` or the file in ``BURNGUARD_KILL_KEYS_FILE``).
+    value is not for it); guards add task ids, and a guard of a :class:`TaskRun` its run's team,
+    workflow and tenant. Work without a tenant is the contract's ``default`` tenant, never any
+    tenant; every id a command names must be one the guarded work has (a command naming a team
+    halts nothing for a guard that knows no team). ``secrets`` are the accepted HMAC keys (default:
+    env ``BURNGUARD_KILL_KEYS`` or the file in ``BURNGUARD_KILL_KEYS_FILE``).
     """
 
     def __init__(
@@ -140,6 +150,7 @@ class KillSwitchListener:
             )  # fmt: skip
         explicit = {"task_id": task_id, "root_task_id": root_task_id, "agent": agent, "workflow": workflow}
         ids.update({k: v for k, v in explicit.items() if v is not None})
+        ids["tenant"] = ids.get("tenant") or DEFAULT_TENANT
         if ids.get("task_id") and not ids.get("root_task_id"):
             ids["root_task_id"] = ids["task_id"]
         return Guard(self, ids, run=run, on_halt=on_halt, task=task)
@@ -305,11 +316,11 @@ class KillSwitchListener:
             log.warning("burnguard: kill command %s (%s, anomaly %s) halts %s", command.command_id,
                         command.reason[:200], command.anomaly_id, [dict(g.ids) for g in halted])  # fmt: skip
             return
-        self._reject(decision.reason or Reason.ALREADY_HALTED, command, where)
+        self._reject(decision.reason or Reason.ALREADY_HALTED, command, where, decision.detail)
 
     def _reject(self, reason: str, command: KillCommand | None, where: tuple[str, int, int], detail: str = "") -> None:
         rejection = Rejection(reason, command.command_id if command else None, command.target if command else None,
-                              *where)  # fmt: skip
+                              *where, detail)  # fmt: skip
         self._count(f"rejected: {reason}")
         self.rejections.append(rejection)
         level = _QUIET_REASONS.get(reason, logging.WARNING)

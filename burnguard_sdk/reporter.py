@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from burnguard_sdk._logs import ThrottledLog
-from burnguard_sdk.tasks import Attributes, TaskRun
+from burnguard_sdk.tasks import Attributes, TaskRun, type_error
 
 __all__ = ["DEFAULT_EVENTS_TOPIC", "CostReporter", "ReporterStats"]
 
@@ -40,7 +40,8 @@ _SEND_BATCH = 500
 @dataclass(frozen=True)
 class ReporterStats:
     """Counts since the reporter was made. ``dropped`` = lost because the buffer was full;
-    ``invalid`` = could not be serialised (NaN, a non-JSON attribute ...); ``retried`` = deliveries that
+    ``invalid`` = could not be serialised (NaN, a non-JSON attribute, a bool or a string where
+    the contract wants a number ...); ``retried`` = deliveries that
     failed and were queued again; ``buffered``/``in_flight`` = not yet acknowledged by Kafka."""
 
     reported: int
@@ -139,6 +140,8 @@ class CostReporter:
     def emit(self, key: str, event: dict[str, Any]) -> bool:
         """Queue one event (a contract JSON object) without waiting; ``False`` if it was dropped."""
         try:
+            if (wrong := type_error(event)) is not None:
+                raise TypeError(wrong)
             value = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             with self._lock:

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 from burnguard_sdk._timefmt import format_ts
 
-__all__ = ["COST_EVENT_SCHEMA", "Attributes", "EventSink", "TaskRun"]
+__all__ = ["COST_EVENT_SCHEMA", "Attributes", "EventSink", "TaskRun", "type_error"]
 
 COST_EVENT_SCHEMA = "burnguard.cost_event/1"
 Status = Literal["ok", "error"]
@@ -37,6 +37,35 @@ class EventSink(Protocol):
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+#: The contract's number fields (an int or a float, never a bool) and integer fields (an int).
+_NUMBER_FIELDS = ("cost_usd", "budget_usd", "value_usd")
+_INTEGER_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "attempt", "duration_ms")
+
+
+def type_error(event: Mapping[str, Any]) -> str | None:
+    """Why burnguard would reject ``event`` for a field's type (one clause naming it), else ``None``.
+
+    The server takes exact types (a bool, ``"0.5"`` or ``3.0`` for an integer is refused), so the
+    reporter refuses them here, where the agent's author can see it.
+
+    >>> type_error({"cost_usd": 1, "attempt": 2}) is None
+    True
+    >>> type_error({"cost_usd": True})
+    'cost_usd: a number, not bool'
+    >>> type_error({"input_tokens": 12.0})
+    'input_tokens: an integer, not float'
+    """
+    for name in _NUMBER_FIELDS:
+        value = event.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"{name}: a number, not {type(value).__name__}"
+    for name in _INTEGER_FIELDS:
+        value = event.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{name}: an integer, not {type(value).__name__}"
+    return None
 
 
 class TaskRun:

@@ -7,11 +7,13 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, WithJsonSchema, field_serializer, field_validator
 
 from schemas.timefmt import format_ts, parse_ts
 
 _TIME = WithJsonSchema({"type": "string", "format": "date-time"})
+#: A JSON number, never ``true`` or a string (the alerter reads anomalies from a topic).
+_Number = Annotated[float, Strict()]
 
 __all__ = [
     "ANOMALY_SCHEMA",
@@ -84,10 +86,10 @@ class Anomaly(BaseModel):
     scope: dict[str, str]
     metric: str
     unit: str
-    observed: float
-    expected: float | None = None
-    threshold: float | None = None
-    score: float | None = None
+    observed: _Number
+    expected: _Number | None = None
+    threshold: _Number | None = None
+    score: _Number | None = None
     action: Action = Action.NONE
     summary: str
     evidence: dict[str, Any] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     WithJsonSchema,
     field_validator,
@@ -45,6 +46,12 @@ _KIND_RULES: dict[str, Any] = {
 }
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+#: A JSON number as the contract means it: an integer or a decimal, never ``true`` and never a
+#: string (``"1e3"``, ``" 7 "``): pydantic's lax mode would read those as 1.0, 1000.0 and 7.0.
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+#: A JSON integer: ``3``, never ``3.0``, ``"3"`` or ``true`` (a producer holding a float sends one
+#: on some events and not others: rejecting it on the first one is what gets it fixed).
+Integer = Annotated[int, Strict()]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 #: A free tag: string, number or bool; ``null`` is read as "no value" (real producers send it).
 AttrValue = Annotated[str, StringConstraints(max_length=1024)] | bool | int | float | None
@@ -87,6 +94,11 @@ class CostEvent(BaseModel):
 
     ``cost_usd`` stays ``None`` on a model or embedding step that did not carry it: the engine
     prices it from tokens (see :mod:`schemas.pricing`), never counting it as $0.
+
+    Types are exact, in JSON and in Python: a number field takes a number (``1`` or ``0.5``, never
+    ``true`` or ``"0.5"``), an integer field an integer (``3``, never ``3.0``), an enum its exact
+    string, ``ts`` an RFC 3339 string or epoch seconds (never ``true``). Attribute values keep
+    their own type (string, number or bool).
     """
 
     model_config = ConfigDict(
@@ -107,18 +119,20 @@ class CostEvent(BaseModel):
     category: Category | None = None
     name: Name | None = None
     provider: Name | None = None
-    input_tokens: Annotated[int, Field(ge=0, le=_MAX_TOKENS)] | None = None
-    output_tokens: Annotated[int, Field(ge=0, le=_MAX_TOKENS)] | None = None
-    cached_input_tokens: Annotated[int, Field(ge=0, le=_MAX_TOKENS)] | None = None
-    cost_usd: Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] | None = None
-    attempt: Annotated[int, Field(ge=1, le=10_000)] = 1
+    input_tokens: Annotated[Integer, Field(ge=0, le=_MAX_TOKENS)] | None = None
+    output_tokens: Annotated[Integer, Field(ge=0, le=_MAX_TOKENS)] | None = None
+    cached_input_tokens: Annotated[Integer, Field(ge=0, le=_MAX_TOKENS)] | None = None
+    #: USD
+    cost_usd: Annotated[Number, Field(ge=0, le=MAX_COST_USD)] | None = None
+    attempt: Annotated[Integer, Field(ge=1, le=10_000)] = 1
     status: StepStatus = StepStatus.OK
-    duration_ms: Annotated[int, Field(ge=0, le=30 * 86_400_000)] | None = None
-    budget_usd: Annotated[float, Field(gt=0, le=10 * MAX_COST_USD, allow_inf_nan=False)] | None = None
+    #: milliseconds
+    duration_ms: Annotated[Integer, Field(ge=0, le=30 * 86_400_000)] | None = None
+    #: USD
+    budget_usd: Annotated[Number, Field(gt=0, le=10 * MAX_COST_USD)] | None = None
     outcome: Outcome | None = None
-    value_usd: (
-        Annotated[float, Field(ge=-10 * MAX_COST_USD, le=10 * MAX_COST_USD, allow_inf_nan=False)] | None
-    ) = None
+    #: USD
+    value_usd: Annotated[Number, Field(ge=-10 * MAX_COST_USD, le=10 * MAX_COST_USD)] | None = None
     attributes: (
         Annotated[dict[Annotated[str, StringConstraints(max_length=128)], AttrValue], Field(max_length=64)]
         | None

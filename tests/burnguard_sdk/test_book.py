@@ -67,8 +67,10 @@ def test_what_a_command_halts() -> None:
         book.register(g, NOW)
     # a task command names the root: the whole tree in this process, nothing else; any key verifies
     assert book.decide(command({"scope": "task", "root_task_id": "r1"}, key="previous"), NOW).halt == [root, sub]
-    # qualifiers we do not know (team) do not stop it; one we know with another value does
-    assert book.decide(command({"scope": "task", "task_id": "r2", "team": "t9"}, cid="c2"), NOW).halt == [other]
+    # an id it names that the work does not have (team) cannot be confirmed as ours: nothing halts
+    unknown = book.decide(command({"scope": "task", "task_id": "r2", "team": "t9"}, cid="c2"), NOW)
+    assert (unknown.halt, unknown.reason, unknown.detail) == ([], Reason.UNKNOWN_ID, "team")
+    assert book.decide(command({"scope": "task", "task_id": "r2", "workflow": "w1"}, cid="c3"), NOW).halt == [other]
 
 
 def test_earlier_commands_apply_on_register_and_finished_work_is_recognised() -> None:
@@ -96,3 +98,47 @@ def test_kept_commands_are_bounded() -> None:
         book.decide(command({"scope": "task", "root_task_id": f"r{i}"}, cid=f"c{i}"), NOW)
     assert book.register(task_guard("r0"), NOW) is None  # the oldest were dropped
     assert book.register(task_guard("r9"), NOW) is not None
+
+
+@pytest.mark.parametrize("scope", ["task", "agent", "workflow"])
+def test_work_without_a_tenant_is_the_default_tenant_not_any(scope: str) -> None:
+    """Issue 9.5: a listener without ``tenant=`` halted and acked validly signed commands naming
+    another tenant. Work without a tenant is ``default``'s; a command naming none is ``default``'s."""
+    ids = {"task": {"root_task_id": "r1"}, "agent": {"agent": "a1"}, "workflow": {"workflow": "w1"}}[scope]
+    book = CommandBook(KEYS, {"agent": "a1", "workflow": "w1", "team": None, "tenant": None})
+    guard = task_guard("r1")  # no tenant, as a guard of a listener and a reporter without one
+    book.register(guard, NOW)
+    for tenant in ("acme", "Default", ""):
+        foreign = book.decide(command({"scope": scope, **ids, "tenant": tenant}, cid=f"x-{tenant}"), NOW)
+        assert (foreign.halt, foreign.reason) == ([], Reason.OTHER_TENANT)
+    later = task_guard("s1", root="r1")  # work starting after them: the kept commands do not apply either
+    assert guard.halted_by is None and book.register(later, NOW) is None
+    mine = book.decide(command({"scope": scope, **ids, "tenant": "default"}, cid="mine"), NOW)
+    assert mine.halt == [guard, later]
+    other = task_guard("r2", tenant="acme")  # work that carries its own tenant (its TaskRun's)
+    book.register(other, NOW)
+    assert book.decide(command({"scope": "task", "root_task_id": "r2", "tenant": "acme"}, cid="a"), NOW).halt == [other]
+    assert book.decide(command({"scope": "task", "root_task_id": "r2"}, cid="d"), NOW).reason == Reason.OTHER_TENANT
+
+
+def test_a_listener_that_names_its_tenant_rejects_others_before_the_signature() -> None:
+    book = CommandBook(KEYS, {"tenant": "acme"})
+    guard = task_guard("r1", tenant="acme")
+    book.register(guard, NOW)
+    for target in ({"scope": "task", "root_task_id": "r1", "tenant": "beta"}, {"scope": "task", "root_task_id": "r1"}):
+        decision = book.decide(command(target, key=None), NOW)
+        assert decision.reason == Reason.OTHER_TENANT and guard.halted_by is None
+
+
+def test_a_command_naming_a_team_halts_only_work_that_knows_that_team() -> None:
+    book = CommandBook(KEYS, {"agent": "a1", "workflow": "w1", "team": None, "tenant": None})
+    unknown, search, billing = task_guard("r1"), task_guard("r2", team="search"), task_guard("r3", team="billing")
+    for g in (unknown, search, billing):
+        book.register(g, NOW)
+    agent_cmd = book.decide(command({"scope": "agent", "agent": "a1", "team": "search"}), NOW)
+    assert agent_cmd.halt == [search]  # not the guard that knows no team, not billing's
+    no_team = book.decide(command({"scope": "task", "root_task_id": "r1", "team": "search"}, cid="c2"), NOW)
+    assert (no_team.halt, no_team.reason, no_team.detail) == ([], Reason.UNKNOWN_ID, "team")
+    wrong = book.decide(command({"scope": "task", "root_task_id": "r3", "team": "search"}, cid="c3"), NOW)
+    assert (wrong.halt, wrong.reason) == ([], Reason.OTHER_SCOPE)
+    assert book.decide(command({"scope": "task", "root_task_id": "r1"}, cid="c4"), NOW).halt == [unknown]

@@ -117,6 +117,30 @@ async def test_unserialisable_values_are_counted_not_raised(
     assert "could not be serialised" in caplog.text
 
 
+async def test_values_of_the_wrong_type_are_refused_where_they_are_reported(
+    topics: SdkTopics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the server would dead-letter (a bool or a string for a number, 3.0 for an integer) is
+    counted as invalid and named in the log; nothing of it reaches Kafka."""
+    reporter = CostReporter(topics.bootstrap, team="t", workflow="w", topic=topics.events, log_interval_s=0)
+    async with reporter:
+        with reporter.task("t-types") as run:
+            run.tool_call("x", cost_usd=True)
+            run.tool_call("x", cost_usd="0.5")  # type: ignore[arg-type]
+            run.model_call("m", input_tokens=12.0)  # type: ignore[arg-type]
+            run.model_call("m", input_tokens=12, output_tokens=3, attempt="2")  # type: ignore[arg-type]
+            run.tool_call("x", cost_usd=1)
+        assert await reporter.flush(30)
+        assert (reporter.stats.invalid, reporter.stats.sent) == (4, 3)
+    events = validated(await topics.events_read())
+    assert [(e.kind.value, e.cost_usd) for e in events] == [
+        ("task_started", None), ("step", 1.0), ("task_finished", None)
+    ]  # fmt: skip
+    for clause in ("cost_usd: a number, not bool", "cost_usd: a number, not str", "input_tokens: an integer, not float",
+                   "attempt: an integer, not str"):  # fmt: skip
+        assert clause in caplog.text
+
+
 async def test_broker_unreachable_agent_keeps_running_bounded_then_delivers(
     topics: SdkTopics, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from detectors.engine import Engine
 from tests.factory import T0
+from tests.schemas.coerced import COERCED
 
 VALID: dict[str, Any] = {
     "event_id": "e",
@@ -88,3 +89,16 @@ def test_absurd_times_do_not_stall_the_engine() -> None:
     for i, ts in enumerate([T0, 4_000_000_000.0, T0 + 10]):  # a far-future event inside the accepted range
         _check(engine.process_obj({**VALID, "event_id": f"t{i}", "ts": ts, "cost_usd": 0.01}))
     assert engine.stats.events == 3
+
+
+def test_coerced_numbers_are_dead_lettered_and_count_nothing() -> None:
+    """The issue's five lines (``true``, ``"1e3"``, ``" 7 "`` as cost, ``"3"`` as attempt ...)
+    added $1,008 of spend; with every coerced value of tests.schemas.coerced none counts."""
+    engine = Engine()
+    tool_step = {**VALID, "category": "tool", "cost_usd": 0.5}
+    for i, (name, value) in enumerate(COERCED):
+        found, reason = engine.process_bytes(orjson.dumps({**tool_step, "event_id": f"c{i}", name: value}))
+        assert found == [] and reason is not None and reason.startswith(f"{name}: "), (name, value, reason)
+    assert (engine.stats.events, engine.stats.rejected, engine.stats.spend_usd) == (0, len(COERCED), 0.0)
+    assert engine.process_bytes(orjson.dumps({**tool_step, "event_id": "ok", "cost_usd": 1}))[1] is None
+    assert engine.stats.spend_usd == 1.0  # an int is a number

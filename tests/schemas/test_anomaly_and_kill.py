@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from schemas.anomaly import Anomaly, AnomalyStatus, Severity, anomaly_id_for
-from schemas.killswitch import KillCommand, KillMode, KillScope, KillTarget
+from schemas.killswitch import KillAck, KillCommand, KillMode, KillScope, KillTarget
 from schemas.pricing import ModelPricer
 
 NOW = 1_793_613_600.0
@@ -72,3 +73,42 @@ def test_pricing_from_tokens_and_unknown_models() -> None:
     assert cost == pytest.approx(0.15, rel=0.5)
     assert pricer.price("no-such-model-xyz", "acme", 10, 10) is None
     assert pricer.price(None, None, 10, 10) is None
+
+
+def _anomaly_wire() -> dict[str, object]:
+    anomaly = Anomaly(anomaly_id="x", detector="d", status=AnomalyStatus.FIRING, severity=Severity.WARNING, ts=NOW,
+                      detected_at=NOW, scope={"workflow": "w"}, metric="m", unit="usd", observed=1.0, expected=0.5,
+                      threshold=0.8, score=1.25, summary="s", config_version="v")  # fmt: skip
+    wire: dict[str, object] = orjson.loads(anomaly.to_json())
+    return wire
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("observed", "1e3"), ("observed", True), ("expected", " 7 "), ("threshold", False), ("score", "2"),
+     ("ts", True), ("detected_at", "1793613600"), ("severity", "CRITICAL"), ("status", "Firing"),
+     ("scope", {"workflow": 5})],
+)  # fmt: skip
+def test_anomalies_read_from_a_topic_are_not_coerced(field: str, value: object) -> None:
+    wire = _anomaly_wire()
+    assert Anomaly.model_validate_json(orjson.dumps(wire)).observed == 1.0
+    with pytest.raises(ValidationError) as info:
+        Anomaly.model_validate_json(orjson.dumps(wire | {field: value}))
+    assert {str(e["loc"][0]) for e in info.value.errors()} == {field}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("issued_at", True), ("expires_at", "1793613660"), ("mode", "AUTONOMOUS"), ("command_id", 7),
+     ("target", {"scope": "TASK", "root_task_id": "r1"}), ("target", {"scope": "task", "root_task_id": 1})],
+)  # fmt: skip
+def test_kill_commands_and_acks_are_not_coerced(field: str, value: object) -> None:
+    wire = orjson.loads(orjson.dumps(_command().model_dump(mode="json", by_alias=True)))
+    with pytest.raises(ValidationError) as info:
+        KillCommand.model_validate_json(orjson.dumps(wire | {field: value}))
+    assert {str(e["loc"][0]) for e in info.value.errors()} == {field}
+    ack = {"command_id": "c1", "halted_at": "2026-11-02T10:00:00.000Z", "halted_by": "h/1/a"}
+    assert KillAck.model_validate_json(orjson.dumps(ack)).halted_at == NOW
+    for bad in (True, "1793613600", None):
+        with pytest.raises(ValidationError):
+            KillAck.model_validate_json(orjson.dumps(ack | {"halted_at": bad}))

@@ -7,9 +7,11 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from detectors.engine import describe_validation_error
 from schemas.events import Category, CostEvent, EventKind
 from schemas.timefmt import format_ts, parse_ts
 from tests.paths import REAL_TRACE
+from tests.schemas.coerced import COERCED
 
 DATA = REAL_TRACE
 BASE = {
@@ -102,3 +104,27 @@ def test_parse_ts_rejects_booleans_and_zoneless() -> None:
 def test_json_bytes_round_trip() -> None:
     raw = orjson.dumps(BASE)
     assert CostEvent.model_validate_json(raw) == CostEvent.model_validate(BASE)
+
+
+@pytest.mark.parametrize(("field", "value"), COERCED, ids=[f"{f}={v!r}" for f, v in COERCED])
+def test_numbers_are_never_coerced(field: str, value: object) -> None:
+    """A bool, a string or an integral float for an int field is refused, in JSON and in Python,
+    and the reason is one clause naming the field (what the dead letter carries)."""
+    data = {**BASE, field: value}
+    with pytest.raises(ValidationError) as info:
+        CostEvent.model_validate_json(orjson.dumps(data))
+    reason = describe_validation_error(info.value)
+    assert reason.startswith(f"{field}: ") and ";" not in reason, reason
+    assert _error_fields(data) == {field}
+
+
+def test_what_strict_types_still_accept() -> None:
+    """An int where a number is expected (JSON has one number type), epoch seconds or RFC 3339 for
+    ``ts``, and attribute values of every allowed type, kept as they came."""
+    data = {**BASE, "cost_usd": 1, "budget_usd": 2, "value_usd": -3, "attempt": 2, "input_tokens": 0,
+            "ts": 1793613600, "attributes": {"s": "1", "b": True, "i": 2, "f": 0.5, "n": None}}  # fmt: skip
+    ev = CostEvent.model_validate_json(orjson.dumps(data))
+    assert (ev.cost_usd, ev.budget_usd, ev.value_usd, ev.attempt, ev.ts) == (1.0, 2.0, -3.0, 2, 1793613600.0)
+    assert isinstance(ev.cost_usd, float)
+    assert ev.attributes == {"s": "1", "b": True, "i": 2, "f": 0.5, "n": None}
+    assert [type(v) for v in ev.attributes.values()] == [str, bool, int, float, type(None)]

@@ -84,7 +84,12 @@ def test_nan_and_negative_costs_are_rejected_with_the_field_named() -> None:
 
 
 def test_absurd_times_do_not_stall_the_engine() -> None:
+    """A far-future event inside the accepted range, second of the stream: it moves no time, the
+    others are processed, and it comes back rejected with the reason."""
     engine = Engine()
-    for i, ts in enumerate([T0, 4_000_000_000.0, T0 + 10]):  # a far-future event inside the accepted range
-        _check(engine.process_obj({**VALID, "event_id": f"t{i}", "ts": ts, "cost_usd": 0.01}))
-    assert engine.stats.events == 3
+    for i, ts in enumerate([T0, 4_000_000_000.0, T0 + 10, T0 + 20]):
+        _check(engine.process_obj({**VALID, "event_id": f"t{i}", "ts": ts, "cost_usd": 0.01}, tag=i))
+    engine.finish()
+    assert engine.stats.events == 3 and engine.max_ts == T0 + 20
+    [(_, tag, reason)] = engine.take_rejected()
+    assert tag == 1 and "ahead of the stream's event time" in reason and "max_ahead_s" in reason

@@ -169,7 +169,7 @@ def create_app(
     )
     send_spend_reports = add_rollup_stage(app, settings, config, raw_topic, dlq)
     # what the ingest has read of each source partition: the highest event time and the last offset
-    event_time = IngestClock(config)  # validated times only, moved by the engine's rule (detectors.event_clock)
+    event_time = IngestClock()  # validated times only, within the wall-clock bound (streams.routing)
     frontier = event_time.frontier
     read_to: dict[int, int] = {}
     forwarded: dict[int, int] = {}  # the highest offset forwarded, per source partition

@@ -9,7 +9,9 @@ to the dead-letter topic. ``detect`` reads the internal topic and runs one
 workflow reaches the engine that holds that workflow's baselines; the records of the different
 source partitions reach it in event-time order (:class:`~streams.ordering.EventTimeMerge`), and its
 event time advances only as far as every source has got, as in ``burnguard replay``. Validation
-is the engine's: a record it rejects goes to the dead-letter topic with the engine's reason.
+is the engine's: a record it rejects goes to the dead-letter topic with the engine's reason (the
+ingest validates too, only to decide which event times may feed the watermarks: streams.routing),
+and so does an event the engine held ahead of the stream and gave up (detectors.event_clock).
 """
 
 from __future__ import annotations

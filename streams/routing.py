@@ -10,9 +10,8 @@ import math
 import orjson
 from pydantic import ValidationError
 
-from detectors.config import BurnguardConfig
 from detectors.engine import describe_validation_error
-from detectors.event_clock import AHEAD, NOW, EventClock, span
+from detectors.event_clock import span
 from schemas.events import CostEvent
 from schemas.timefmt import format_ts
 from streams.state import workflow_key
@@ -105,35 +104,23 @@ def _skew_reason(ts: float, wall: float, max_skew_s: float) -> str:
 
 
 class IngestClock:
-    """The ingest's event time per source partition: the frontier its watermarks report, moved by
-    the engine's own rule (:class:`~detectors.event_clock.EventClock`), so a valid event far ahead
-    of its source (a backlog's stray record stamped today) neither drags the frontier nor takes its
-    place in the event-time merge by its own time: it is forwarded without one, and the engine
-    holds it until others confirm its time, or rejects it."""
+    """The ingest's event time per source partition: the frontier its watermarks report, taken only
+    from records the contract accepts and within the wall-clock bound (:func:`route_with_time`), so
+    neither an invalid record nor a far-future one moves it. Not yet done: a *valid* record far
+    ahead of its source but within the wall-clock bound (a backlog's stray record stamped today)
+    still moves its source's frontier; the engine holds and rejects the event itself
+    (detectors.event_clock), and the merge's event time is the lowest of the sources' frontiers.
+    Clamping such a record to the frontier (the engine's rule per source) was tried and measured
+    worse: a quiet source's first records after a gap of more than ``max_ahead_s`` then left the
+    merge early, and the roll-up's tenant and team anomalies no longer matched replay's."""
 
-    def __init__(self, config: BurnguardConfig) -> None:
-        self.config = config
+    def __init__(self) -> None:
         #: per source partition: the event time reached (epoch s), as the watermarks report it
         self.frontier: dict[int, float] = {}
-        self._clocks: dict[int, EventClock] = {}
 
     def place(self, partition: int, ts: float | None) -> float | None:
-        """The event time to send with a record of ``partition`` (``None``: none)."""
-        if ts is None:
-            return None
-        clock = self._clocks.get(partition)
-        if clock is None:
-            c = self.config
-            clock = self._clocks[partition] = EventClock(
-                max_ahead_s=c.max_ahead_s, max_behind_s=c.behind_s, confirm_events=c.confirm_events,
-                settle_events=c.settle_events, max_held=c.max_held_events,
-            )  # fmt: skip
-        verdict = clock.admit(ts)
-        if verdict == AHEAD:
-            for held in clock.hold(ts, ts):
-                clock.taken(held)
-            clock.take_rejected()  # the engine gives its own reasons: the ingest only keeps its frontier
-            verdict = NOW if clock.now >= ts else AHEAD
-        if clock.now:
-            self.frontier[partition] = clock.now
-        return ts if verdict == NOW else None
+        """The event time to send with a record of ``partition`` whose validated time is ``ts``
+        (``None``: an invalid record, which carries none)."""
+        if ts is not None and ts > self.frontier.get(partition, -math.inf):
+            self.frontier[partition] = ts
+        return ts

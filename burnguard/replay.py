@@ -72,7 +72,9 @@ def replay_file(
     """Run every line of ``path`` through a fresh :class:`Engine`; write anomalies to ``out``.
 
     Blank lines are skipped; a line that is not a valid cost event is counted, written to ``dlq``
-    (if given) with its line number and reason, and never stops the replay.
+    (if given) with its line number and reason, and never stops the replay. So is a valid event
+    whose time the stream does not confirm (detectors.event_clock): far behind the stream, or far
+    ahead of it and given up later (then written when given up, out of line order).
     """
     engine = Engine(config, autonomy=autonomy)
     result = ReplayResult(engine)
@@ -84,32 +86,30 @@ def replay_file(
             if not line.strip():
                 continue
             result.lines += 1
-            anomalies, reason = engine.process_bytes(line)
+            anomalies, reason = engine.process_bytes(line, tag=number)
             if reason is not None:
-                result.rejected.append((number, reason))
-                if dlq is not None:
-                    dlq.write(
-                        orjson.dumps(
-                            {
-                                "line": number,
-                                "reason": reason,
-                                "raw": line.decode("utf-8", "replace").rstrip("\n"),
-                            }
-                        )
-                        + b"\n"
-                    )
-                continue
+                _reject(result, dlq, number, reason, line.decode("utf-8", "replace"))
             for anomaly in anomalies:
                 _emit(anomaly, write, result, keep_anomalies)
+            for raw, tag, why in engine.take_rejected():  # held ahead of the stream, then given up
+                _reject(result, dlq, tag, why, raw)
+        for anomaly in engine.finish():
+            _emit(anomaly, write, result, keep_anomalies)
         for anomaly in engine.advance_to(engine.max_ts + engine.config.lateness_s):
             _emit(anomaly, write, result, keep_anomalies)
+        for raw, tag, why in engine.take_rejected():
+            _reject(result, dlq, tag, why, raw)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _emit(
-    anomaly: Anomaly, write: Callable[[bytes], object] | None, result: ReplayResult, keep: bool
-) -> None:
+def _reject(result: ReplayResult, dlq: IO[bytes] | None, number: int, reason: str, raw: str) -> None:
+    result.rejected.append((number, reason))
+    if dlq is not None:
+        dlq.write(orjson.dumps({"line": number, "reason": reason, "raw": raw.rstrip("\n")}) + b"\n")
+
+
+def _emit(anomaly: Anomaly, write: Callable[[bytes], object] | None, result: ReplayResult, keep: bool) -> None:
     if write is not None:
         write(anomaly.to_json() + b"\n")
     if keep:

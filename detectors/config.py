@@ -90,9 +90,7 @@ def _partial(model: type[BaseModel]) -> type[BaseModel]:
         name: (Optional[info.annotation], None)  # noqa: UP045 - built at run time from a type object
         for name, info in model.model_fields.items()
     }
-    return create_model(
-        f"Partial{model.__name__}", __config__=ConfigDict(extra="forbid", frozen=True), **fields
-    )
+    return create_model(f"Partial{model.__name__}", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
 
 
 DetectorSettings: type[BaseModel] = create_model(
@@ -145,8 +143,32 @@ class ResolvedSettings(BaseModel):
 class BurnguardConfig(_Strict):
     version: str = Field(default="builtin-1", min_length=1, max_length=64)
     lateness_s: float = Field(default=300.0, ge=0, le=86_400, description="how late an event may arrive")
-    task_ttl_s: float = Field(
-        default=86_400.0, gt=0, description="a task silent this long is dropped from memory"
+    task_ttl_s: float = Field(default=86_400.0, gt=0, description="a task silent this long is dropped from memory")
+    max_ahead_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="an event more than this many seconds ahead of the stream's event time waits for "
+        "others to confirm the jump (below the stale detector's 1800 s floor: an accepted step cannot "
+        "make the other tasks look silent)",
+    )
+    max_behind_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="an event more than this many seconds behind the stream's event time is rejected "
+        "(default: task_ttl_s, past which its task would have expired)",
+    )
+    confirm_events: int = Field(
+        default=3, ge=2, le=10_000, description="held events, at or after a jump's time, that confirm it"
+    )
+    settle_events: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="events the stream processes before an unconfirmed held event is rejected",
+    )
+    max_held_events: int = Field(
+        default=256, ge=1, le=100_000, description="events held ahead of the stream at most (the oldest is rejected)"
     )
     defaults: Defaults = Field(default_factory=Defaults)
     overrides: tuple[Override, ...] = ()
@@ -160,10 +182,13 @@ class BurnguardConfig(_Strict):
         ]:
             unknown = sorted(set(names) - set(PARAMS))
             if unknown:
-                raise ValueError(
-                    f"{where}.kill_detectors: unknown detector(s) {unknown}; known: {sorted(PARAMS)}"
-                )
+                raise ValueError(f"{where}.kill_detectors: unknown detector(s) {unknown}; known: {sorted(PARAMS)}")
         return self
+
+    @property
+    def behind_s(self) -> float:
+        """``max_behind_s``, or ``task_ttl_s`` when unset (seconds)."""
+        return self.max_behind_s if self.max_behind_s is not None else self.task_ttl_s
 
     def resolve(self, tenant: str, team: str | None = None, workflow: str | None = None) -> ResolvedSettings:
         """The settings for a scope: defaults, then matching overrides from least to most specific."""
@@ -186,9 +211,7 @@ class BurnguardConfig(_Strict):
         return tuple(out)
 
 
-def _resolve(
-    config: BurnguardConfig, tenant: str, team: str | None, workflow: str | None
-) -> ResolvedSettings:
+def _resolve(config: BurnguardConfig, tenant: str, team: str | None, workflow: str | None) -> ResolvedSettings:
     policy = config.defaults.model_dump(exclude={"detectors"})
     params = {name: getattr(config.defaults.detectors, name).model_dump() for name in PARAMS}
     fitting = [o for o in config.overrides if o.match.fits(tenant, team, workflow)]

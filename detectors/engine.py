@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from detectors.base import Detector, Signal
 from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
+from detectors.engine_time import EngineTime, EventTimeRejected
 from detectors.episodes import EpisodeBook, decide_action
 from detectors.handover import EngineHandover, ScopeKey, _join
 from detectors.kill_policy import KillCooldowns, aim_kill
@@ -25,7 +26,7 @@ from schemas.anomaly import Action, Anomaly, Severity
 from schemas.events import Category, CostEvent, EventKind
 from schemas.pricing import ModelPricer
 
-__all__ = ["Engine", "EngineStats", "describe_validation_error"]
+__all__ = ["Engine", "EngineStats", "EventTimeRejected", "describe_validation_error"]
 
 log = logging.getLogger("burnguard.engine")
 _PRICED_CATEGORIES = (Category.MODEL, Category.EMBEDDING)
@@ -74,7 +75,7 @@ class _WorkflowScope:
     tasks: dict[str, TaskState] = field(default_factory=dict)
 
 
-class Engine(EngineHandover):
+class Engine(EngineTime, EngineHandover):
     """Turns a stream of :class:`CostEvent` into :class:`Anomaly` s, in event time.
 
     ``autonomy`` overrides every workflow's autonomy level (``burnguard replay --autonomy``).
@@ -83,6 +84,7 @@ class Engine(EngineHandover):
     engines' spend (the Kafka worker's roll-up stage): each tick appends a
     :class:`~detectors.scope_spend.RolledUpTick` to :attr:`rolled_up` instead of feeding this
     engine's own tenant and team detectors.
+    Event time (``max_ts``, held events, ticks) is :class:`~detectors.engine_time.EngineTime`'s.
     """
 
     def __init__(
@@ -126,48 +128,53 @@ class Engine(EngineHandover):
         self._unpriced_models: set[str] = set()
         self.minutes = SpendMinutes()
         self._pending_state: dict[str, Any] = {}
-        self.max_ts = 0.0
+        self.event_clock = self._new_event_clock()
         self._next_tick = 0.0
 
     # -- input -----------------------------------------------------------------------------------
-    def process_bytes(self, raw: bytes | str) -> tuple[list[Anomaly], str | None]:
+    def process_bytes(self, raw: bytes | str, tag: Any = None) -> tuple[list[Anomaly], str | None]:
         """Validate and process one JSON event. Returns ``(anomalies, None)`` or ``([], reason)``
-        when the event is rejected — the caller sends it to the dead-letter topic with the reason."""
+        when the event is rejected — the caller sends it to the dead-letter topic with the reason.
+        An event held ahead of the stream and rejected later comes back by :meth:`take_rejected`
+        with ``tag``."""
         try:
             event = CostEvent.model_validate_json(raw)
         except ValidationError as exc:
             self.stats.rejected += 1
             return [], describe_validation_error(exc)
-        return self.process_safely(event)
+        return self.process_safely(event, raw=raw, tag=tag)
 
-    def process_obj(self, obj: Any) -> tuple[list[Anomaly], str | None]:
+    def process_obj(self, obj: Any, tag: Any = None) -> tuple[list[Anomaly], str | None]:
         """Like :meth:`process_bytes` for an already decoded JSON object."""
         try:
             event = CostEvent.model_validate(obj)
         except ValidationError as exc:
             self.stats.rejected += 1
             return [], describe_validation_error(exc)
-        return self.process_safely(event)
+        return self.process_safely(event, tag=tag)
 
-    def process_safely(self, event: CostEvent) -> tuple[list[Anomaly], str | None]:
+    def process_safely(
+        self, event: CostEvent, *, raw: bytes | str | None = None, tag: Any = None
+    ) -> tuple[list[Anomaly], str | None]:
         try:
-            return self.process(event), None
+            return self.process(event, raw=raw, tag=tag), None
+        except EventTimeRejected as exc:
+            self.stats.rejected += 1
+            return [], str(exc)
         except Exception as exc:  # one bad event must never stop the pipeline: it goes to the DLQ
             self.stats.errors += 1
             log.exception("engine error on event %s", event.event_id)
             return [], f"internal error while processing: {type(exc).__name__}: {exc}"
 
     # -- the hot path ----------------------------------------------------------------------------
-    def process(self, event: CostEvent) -> list[Anomaly]:
-        """Fold one validated event into the state and return what it triggered."""
+    def _fold(self, event: CostEvent) -> list[Anomaly]:
+        """Fold one event, whose time the event clock took in, into the state (see ``process``)."""
         if not self._seen.add(event.event_id):
             self.stats.duplicates += 1
             return []
         self.stats.events += 1
         out: list[Anomaly] = []
         ts = event.ts
-        if ts > self.max_ts:
-            self.max_ts = ts
         if event.kind is EventKind.STEP:
             self._price(event, out)
             if event.cost_usd:
@@ -292,23 +299,6 @@ class Engine(EngineHandover):
         out.append(anomaly)
 
     # -- event time ------------------------------------------------------------------------------
-    def advance_to(self, now: float) -> list[Anomaly]:
-        """Let event time pass to ``now`` (e.g. at the end of a replay, or on an idle stream)."""
-        self.max_ts = max(self.max_ts, now)
-        return self._tick_if_due()
-
-    def _tick_if_due(self) -> list[Anomaly]:
-        out: list[Anomaly] = []
-        watermark = self.max_ts - self.config.lateness_s
-        if watermark < self._next_tick:
-            return out
-        if self._next_tick == 0.0 or watermark - self._next_tick > 86_400:
-            self._next_tick = watermark  # first tick, or a jump of more than a day: one tick, not thousands
-        while self._next_tick <= watermark:
-            self._tick(self._next_tick, out)
-            self._next_tick += self.tick_s
-        return out
-
     def _tick(self, now: float, out: list[Anomaly]) -> None:
         ttl = self.config.task_ttl_s
         self.kill_cooldowns.prune(now)

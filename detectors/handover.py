@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from detectors.config import BurnguardConfig
     from detectors.engine import _WorkflowScope
     from detectors.episodes import EpisodeBook
+    from detectors.event_clock import EventClock
     from detectors.kill_policy import KillCooldowns
     from detectors.ledger import RecentIds
     from detectors.scope_spend import SpendMinutes
@@ -35,7 +36,7 @@ class EngineHandover:
     config: BurnguardConfig
     episodes: EpisodeBook
     kill_cooldowns: KillCooldowns
-    max_ts: float
+    event_clock: EventClock
     _next_tick: float
     _tasks: dict[str, TaskState]
     _workflows: dict[ScopeKey, _WorkflowScope]
@@ -65,7 +66,7 @@ class EngineHandover:
         return {
             "v": 1,
             "config_version": self.config.version,
-            "max_ts": self.max_ts,
+            "max_ts": self.event_clock.now,
             "next_tick": self._next_tick,
             "tasks": [t.to_dict() for t in self._tasks.values()],
             "detectors": {**self._pending_state, **detectors},
@@ -75,6 +76,7 @@ class EngineHandover:
             "unpriced": sorted(self._unpriced_models),
             "kills": self.kill_cooldowns.snapshot(),
             "minutes": self.minutes.snapshot(),
+            "clock": self.event_clock.snapshot(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -82,7 +84,8 @@ class EngineHandover:
             raise ValueError(f"engine snapshot version {state.get('v')!r} is not 1")
         self._reset()
         self._pending_state = dict(state["detectors"])
-        self.max_ts = state["max_ts"]
+        self.event_clock.restore(state.get("clock"))  # absent from snapshots older than the event clock
+        self.event_clock.now = max(self.event_clock.now, state["max_ts"])
         self._next_tick = state["next_tick"]
         for data in state["tasks"]:
             task = TaskState.from_dict(data)
@@ -153,7 +156,7 @@ class EngineHandover:
         return {
             "v": 1,
             "config_version": self.config.version,
-            "max_ts": self.max_ts,
+            "max_ts": self.event_clock.now,
             "next_tick": self._next_tick,
             "tasks": [],
             "detectors": detectors,
@@ -164,6 +167,8 @@ class EngineHandover:
             "finished": finished,
             "unpriced": sorted(self._unpriced_models),
             "minutes": self.minutes.snapshot(everything=False),
+            # with the events held ahead of the stream: acknowledged, they live on only here
+            "clock": self.event_clock.snapshot(),
         }
 
 

@@ -37,7 +37,7 @@ derive from the ``anomaly_id``, so a re-emission pages no one twice.
 from __future__ import annotations
 
 import logging
-import math
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, cast
@@ -58,6 +58,7 @@ from streams.pipeline import (
     SOURCE_HEADER,
     TS_HEADER,
     DetectionPipeline,
+    IngestClock,
     Record,
     Watermark,
     parse_source,
@@ -169,7 +170,8 @@ def create_app(
     )
     send_spend_reports = add_rollup_stage(app, settings, config, raw_topic)
     # what the ingest has read of each source partition: the highest event time and the last offset
-    frontier: dict[int, float] = {}
+    event_time = IngestClock()  # validated times only, within the wall-clock bound (streams.routing)
+    frontier = event_time.frontier
     read_to: dict[int, int] = {}
     forwarded: dict[int, int] = {}  # the highest offset forwarded, per source partition
     vouched: dict[int, int] = {}  # the highest offset forwarded and on the broker with all before it
@@ -212,13 +214,12 @@ def create_app(
                     if msg.value is not None and len(msg.value) > settings.max_event_bytes:
                         key, reason, ts = None, oversized(len(msg.value), settings.max_event_bytes), None
                     else:
-                        key, reason, ts = route_with_time(msg.value)
+                        key, reason, ts = route_with_time(msg.value, time.time(), settings.max_clock_skew_s)
                     if key is not None:
                         headers = {SOURCE_HEADER: source_header(msg.topic, msg.partition, msg.offset)}
+                        ts = event_time.place(msg.partition, ts)
                         if ts is not None:
                             headers[TS_HEADER] = repr(ts).encode()
-                            if ts > frontier.get(msg.partition, -math.inf):
-                                frontier[msg.partition] = ts
                         if msg.offset > forwarded.get(msg.partition, -1):
                             forwarded[msg.partition] = msg.offset
                         sent.append(await send_raw(settings.internal_topic, key, msg.value, headers))

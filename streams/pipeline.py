@@ -9,7 +9,9 @@ to the dead-letter topic. ``detect`` reads the internal topic and runs one
 workflow reaches the engine that holds that workflow's baselines; the records of the different
 source partitions reach it in event-time order (:class:`~streams.ordering.EventTimeMerge`), and its
 event time advances only as far as every source has got, as in ``burnguard replay``. Validation
-is the engine's: a record it rejects goes to the dead-letter topic with the engine's reason.
+is the engine's: a record it rejects goes to the dead-letter topic with the engine's reason (the
+ingest validates too, only to decide which event times may feed the watermarks: streams.routing),
+and so does an event the engine held ahead of the stream and gave up (detectors.event_clock).
 """
 
 from __future__ import annotations
@@ -26,12 +28,21 @@ from pydantic import ValidationError
 
 from detectors.config import Autonomy, BurnguardConfig
 from detectors.engine import Engine, describe_validation_error
+from detectors.event_clock import NOW
 from detectors.ledger import TaskState
 from schemas.events import CostEvent
-from schemas.timefmt import parse_ts
 from streams.dlq import DeadLetterLog, dead_letter
 from streams.ordering import EventTimeMerge, Mark
-from streams.state import PartitionState, workflow_key
+from streams.routing import (
+    SOURCE_HEADER,
+    TS_HEADER,
+    IngestClock,
+    parse_source,
+    route,
+    route_with_time,
+    source_header,
+)
+from streams.state import PartitionState
 from streams.summaries import TASK_SUMMARY_SCHEMA, late_spend_record, task_summary
 
 __all__ = [
@@ -40,6 +51,7 @@ __all__ = [
     "TS_HEADER",
     "BatchResult",
     "DetectionPipeline",
+    "IngestClock",
     "PipelineStats",
     "Record",
     "Watermark",
@@ -51,69 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("burnguard.streams")
-SOURCE_HEADER = "burnguard-source"
-TS_HEADER = "burnguard-ts"
-
-
-def source_header(topic: str, partition: int, offset: int) -> bytes:
-    """The header value that carries a record's place on the input topic through the internal topic."""
-    return f"{topic}:{partition}:{offset}".encode()
-
-
-def parse_source(value: bytes) -> tuple[str, int, int]:
-    """``(topic, partition, offset)`` from :func:`source_header` (topic names never hold ``:``).
-
-    >>> parse_source(source_header("agent-cost-events", 2, 17))
-    ('agent-cost-events', 2, 17)
-    """
-    topic, partition, offset = value.decode().rsplit(":", 2)
-    return topic, int(partition), int(offset)
-
-
-def route(value: bytes | None) -> tuple[bytes | None, str | None]:
-    """``(workflow key, None)`` for a record that can be routed, or ``(None, reason)``.
-
-    Only what routing needs is checked here (JSON object, string ``team`` and ``workflow``);
-    everything else is the engine's job, downstream. The reason of an unroutable record is the
-    engine's own validation message whenever the schema explains it.
-
-    >>> route(b'{"team": "t", "workflow": "w"}')
-    (b'["default","t","w"]', None)
-    >>> route(b"not json")[1]
-    'event: Invalid JSON: expected ident at line 1 column 2'
-    """
-    key, reason, _ = route_with_time(value)
-    return key, reason
-
-
-def route_with_time(value: bytes | None) -> tuple[bytes | None, str | None, float | None]:
-    """:func:`route` plus the record's event time in epoch seconds (``None`` when its ``ts`` is not
-    a valid time: the engine rejects it downstream).
-
-    >>> route_with_time(b'{"team": "t", "workflow": "w", "ts": "2026-11-02T10:00:00.250Z"}')
-    (b'["default","t","w"]', None, 1793613600.25)
-    """
-    if value is not None:
-        try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            tenant, team, workflow = obj.get("tenant", "default"), obj.get("team"), obj.get("workflow")
-            names = (tenant, team, workflow)
-            if all(isinstance(v, str) and v for v in names):
-                try:
-                    ts: float | None = parse_ts(obj.get("ts"))
-                except ValueError:
-                    ts = None
-                return workflow_key(*(str(v) for v in names)), None, ts
-    if value is None:
-        return None, "event: empty record (no value)", None
-    try:
-        CostEvent.model_validate_json(value)
-    except ValidationError as exc:
-        return None, describe_validation_error(exc), None
-    return None, "event: tenant, team and workflow must be non-empty strings", None
 
 
 @dataclass(slots=True)
@@ -300,6 +249,8 @@ class DetectionPipeline:
             result.done[p] = min(pending) - 1 if pending else self._last[p]
         for p in sorted(seen - self.merges.keys()):
             result.done[p] = self._last[p]
+        for p in sorted(seen):
+            self._dead_held(self.states[p], result)
         result.summaries, self._summaries = self._summaries, []
         self.stats.summaries += len(result.summaries)
         touched.update(p for p in seen if self.states[p].ticked)
@@ -319,7 +270,9 @@ class DetectionPipeline:
         """Let the engine's event time pass to ``now``. A fresh engine's ticks are first put on whole
         multiples of its tick interval, so every partition (and a replay of a file that starts on a
         whole minute) ticks at the same event times."""
-        out = []
+        out: list[Any] = []
+        if engine.max_ts == 0.0:
+            return out  # the stream's time is not known yet (its first events wait to be confirmed)
         if engine.next_tick == 0.0:
             lateness, tick = engine.config.lateness_s, engine.tick_s
             out += engine.advance_to(math.floor((now - lateness) / tick) * tick + lateness)
@@ -354,7 +307,8 @@ class DetectionPipeline:
         if state.seen_offset(key, source, rec.source[2]):
             self.stats.redelivered += 1
             return
-        if self.sources is not None and event.ts > state.engine.max_ts:
+        engine = state.engine
+        if self.sources is not None and event.ts > engine.max_ts and engine.event_clock.verdict(event.ts) == NOW:
             # ticks due by this event's time run before it: a tick then sees the workflow's events
             # earlier than its watermark, whichever partition's event passed the watermark first
             self._emit(self._advance(state.engine, event.ts), result)
@@ -366,7 +320,7 @@ class DetectionPipeline:
                     "its spend counts in a later minute",
                     *(rec.partition, source, rec.source[2], event.ts, state.engine.minutes.released_to),
                 )
-        anomalies, reason = state.engine.process_safely(event)
+        anomalies, reason = state.engine.process_safely(event, raw=rec.value, tag=[*rec.source, rec.partition])
         state.folded(key, source, rec.source[2])
         if reason is not None:
             self.stats.errors += 1
@@ -374,6 +328,13 @@ class DetectionPipeline:
             return
         self.stats.events += 1
         self._emit(anomalies, result)
+
+    def _dead_held(self, state: PartitionState, result: BatchResult) -> None:
+        """Dead-letter the events the engine held ahead of the stream and then gave up."""
+        for raw, tag, reason in state.engine.take_rejected():
+            topic, partition, offset, internal = tag
+            rec = Record(None, raw.encode(), int(internal), -1, (str(topic), int(partition), int(offset)))
+            self._dead(rec, reason, result)
 
     def _dead(self, rec: Record, reason: str, result: BatchResult) -> None:
         topic, partition, offset = rec.source

@@ -130,6 +130,9 @@ class StreamSettings:
     watermark_interval_s: float = 1.0
     #: records a partition holds back at most while waiting for a source that is behind
     max_held: int = 50_000
+    #: the ingest rejects (dead-letters) an event stamped more than this many seconds ahead of the
+    #: worker's wall clock: a producer's clock or a bug, never a cost yet to come
+    max_clock_skew_s: float = 300.0
     #: newest event ids (and finished task ids) per partition kept in the checkpoint for dedup
     dedup_keep: int = 2_000
     #: a state value larger than this is split into chunks (Kafka's default limit is 1 MB)
@@ -200,6 +203,7 @@ class StreamSettings:
             "order_events": _bool(env, "ORDER_EVENTS", d.order_events),
             "watermark_interval_s": _float(env, "WATERMARK_INTERVAL_S", d.watermark_interval_s),
             "max_held": _int(env, "MAX_HELD", d.max_held, minimum=1),
+            "max_clock_skew_s": _float(env, "MAX_CLOCK_SKEW_S", d.max_clock_skew_s),
             "dedup_keep": _int(env, "DEDUP_KEEP", d.dedup_keep),
             "max_value_bytes": _int(env, "MAX_VALUE_BYTES", d.max_value_bytes, minimum=1024),
             "max_event_bytes": _int(

@@ -156,6 +156,7 @@ def test_model_step_without_cost_is_priced_from_tokens() -> None:
             )
         ],
     )
+    engine.finish()  # a stream's first events wait until confirm_events agree: this one is the whole stream
     task = engine.task("p")
     assert task is not None and 0.005 < task.cost_usd < 0.1 and task.unpriced_steps == 0
 

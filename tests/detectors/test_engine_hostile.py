@@ -85,10 +85,15 @@ def test_nan_and_negative_costs_are_rejected_with_the_field_named() -> None:
 
 
 def test_absurd_times_do_not_stall_the_engine() -> None:
+    """A far-future event inside the accepted range, second of the stream: it moves no time, the
+    others are processed, and it comes back rejected with the reason."""
     engine = Engine()
-    for i, ts in enumerate([T0, 4_000_000_000.0, T0 + 10]):  # a far-future event inside the accepted range
-        _check(engine.process_obj({**VALID, "event_id": f"t{i}", "ts": ts, "cost_usd": 0.01}))
-    assert engine.stats.events == 3
+    for i, ts in enumerate([T0, 4_000_000_000.0, T0 + 10, T0 + 20]):
+        _check(engine.process_obj({**VALID, "event_id": f"t{i}", "ts": ts, "cost_usd": 0.01}, tag=i))
+    engine.finish()
+    assert engine.stats.events == 3 and engine.max_ts == T0 + 20
+    [(_, tag, reason)] = engine.take_rejected()
+    assert tag == 1 and "ahead of the stream's event time" in reason and "max_ahead_s" in reason
 
 
 def test_coerced_numbers_are_dead_lettered_and_count_nothing() -> None:
@@ -101,4 +106,5 @@ def test_coerced_numbers_are_dead_lettered_and_count_nothing() -> None:
         assert found == [] and reason is not None and reason.startswith(f"{name}: "), (name, value, reason)
     assert (engine.stats.events, engine.stats.rejected, engine.stats.spend_usd) == (0, len(COERCED), 0.0)
     assert engine.process_bytes(orjson.dumps({**tool_step, "event_id": "ok", "cost_usd": 1}))[1] is None
+    engine.finish()  # a stream's first events wait for others to confirm their time, or for its end
     assert engine.stats.spend_usd == 1.0  # an int is a number

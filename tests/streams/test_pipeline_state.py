@@ -168,7 +168,7 @@ def test_an_exception_in_the_engine_is_a_dead_letter_not_a_dead_worker(monkeypat
     pipe = DetectionPipeline(CONFIG, partitions=1, clock=lambda: T0)
     state = pipe.load(0, {})
 
-    def explode(event: Any) -> list[Any]:
+    def explode(event: Any, **_: Any) -> list[Any]:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(state.engine, "process", explode)

@@ -1,0 +1,126 @@
+"""The ingest's part of :mod:`streams.pipeline`: where a record goes (its workflow key), the event
+time it carries through the internal topic (validated, bounded by the wall clock, and moved by the
+engine's rule: :class:`IngestClock`), and the header that keeps its place on the input topic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from pydantic import ValidationError
+
+from detectors.engine import describe_validation_error
+from detectors.event_clock import span
+from schemas.events import CostEvent
+from schemas.timefmt import format_ts
+from streams.state import workflow_key
+
+__all__ = ["SOURCE_HEADER", "TS_HEADER", "IngestClock", "parse_source", "route", "route_with_time", "source_header"]
+
+SOURCE_HEADER = "burnguard-source"
+TS_HEADER = "burnguard-ts"
+
+
+def source_header(topic: str, partition: int, offset: int) -> bytes:
+    """The header value that carries a record's place on the input topic through the internal topic."""
+    return f"{topic}:{partition}:{offset}".encode()
+
+
+def parse_source(value: bytes) -> tuple[str, int, int]:
+    """``(topic, partition, offset)`` from :func:`source_header` (topic names never hold ``:``).
+
+    >>> parse_source(source_header("agent-cost-events", 2, 17))
+    ('agent-cost-events', 2, 17)
+    """
+    topic, partition, offset = value.decode().rsplit(":", 2)
+    return topic, int(partition), int(offset)
+
+
+def route(value: bytes | None) -> tuple[bytes | None, str | None]:
+    """``(workflow key, None)`` for a record that can be routed, or ``(None, reason)``.
+
+    Only what routing needs is checked here (JSON object, string ``team`` and ``workflow``);
+    everything else is the engine's job, downstream. The reason of an unroutable record is the
+    engine's own validation message whenever the schema explains it.
+
+    >>> route(b'{"team": "t", "workflow": "w"}')
+    (b'["default","t","w"]', None)
+    >>> route(b"not json")[1]
+    'event: Invalid JSON: expected ident at line 1 column 2'
+    """
+    key, reason, _ = route_with_time(value)
+    return key, reason
+
+
+def route_with_time(
+    value: bytes | None, wall: float | None = None, max_skew_s: float = math.inf
+) -> tuple[bytes | None, str | None, float | None]:
+    """:func:`route` plus the record's event time in epoch seconds, taken only from a record the
+    contract accepts (``None`` otherwise: the engine rejects it downstream, with the reason). With
+    the wall clock ``wall`` (epoch s), a valid event more than ``max_skew_s`` ahead of it is not
+    routed: ``(None, reason, None)``, for the dead-letter topic.
+
+    >>> ev = b'{"event_id": "e", "kind": "task_started", "task_id": "t", "team": "t", "workflow": "w", '
+    >>> route_with_time(ev + b'"ts": "2026-11-02T10:00:00.250Z"}')
+    (b'["default","t","w"]', None, 1793613600.25)
+    >>> route_with_time(b'{"team": "t", "workflow": "w", "ts": "2099-12-31T00:00:00Z"}')  # invalid: no time
+    (b'["default","t","w"]', None, None)
+    >>> print(route_with_time(ev + b'"ts": "2099-12-31T00:00:00Z"}', 1793613600.0, 300)[1])
+    event time 2099-12-31T00:00:00.000Z is 73.2 years ahead of this worker's clock (2026-11-02T10:00:00.000Z), \
+more than BURNGUARD_MAX_CLOCK_SKEW_S = 300 s: rejected (a producer's clock or a bug, not a cost yet to come)
+    """
+    if value is not None:
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            tenant, team, workflow = obj.get("tenant", "default"), obj.get("team"), obj.get("workflow")
+            names = (tenant, team, workflow)
+            if all(isinstance(v, str) and v for v in names):
+                try:  # the whole contract, not only ``ts``: a rejected record must carry no time
+                    ts: float | None = CostEvent.model_validate(obj).ts
+                except ValidationError:
+                    ts = None
+                if ts is not None and wall is not None and ts > wall + max_skew_s:
+                    return None, _skew_reason(ts, wall, max_skew_s), None
+                return workflow_key(*(str(v) for v in names)), None, ts
+    if value is None:
+        return None, "event: empty record (no value)", None
+    try:
+        CostEvent.model_validate_json(value)
+    except ValidationError as exc:
+        return None, describe_validation_error(exc), None
+    return None, "event: tenant, team and workflow must be non-empty strings", None
+
+
+def _skew_reason(ts: float, wall: float, max_skew_s: float) -> str:
+    return (
+        f"event time {format_ts(ts)} is {span(ts - wall)} ahead of this worker's clock ({format_ts(wall)}), "
+        f"more than BURNGUARD_MAX_CLOCK_SKEW_S = {max_skew_s:.0f} s: rejected (a producer's clock or a bug, "
+        "not a cost yet to come)"
+    )
+
+
+class IngestClock:
+    """The ingest's event time per source partition: the frontier its watermarks report, taken only
+    from records the contract accepts and within the wall-clock bound (:func:`route_with_time`), so
+    neither an invalid record nor a far-future one moves it. Not yet done: a *valid* record far
+    ahead of its source but within the wall-clock bound (a backlog's stray record stamped today)
+    still moves its source's frontier; the engine holds and rejects the event itself
+    (detectors.event_clock), and the merge's event time is the lowest of the sources' frontiers.
+    Clamping such a record to the frontier (the engine's rule per source) was tried and measured
+    worse: a quiet source's first records after a gap of more than ``max_ahead_s`` then left the
+    merge early, and the roll-up's tenant and team anomalies no longer matched replay's."""
+
+    def __init__(self) -> None:
+        #: per source partition: the event time reached (epoch s), as the watermarks report it
+        self.frontier: dict[int, float] = {}
+
+    def place(self, partition: int, ts: float | None) -> float | None:
+        """The event time to send with a record of ``partition`` whose validated time is ``ts``
+        (``None``: an invalid record, which carries none)."""
+        if ts is not None and ts > self.frontier.get(partition, -math.inf):
+            self.frontier[partition] = ts
+        return ts

@@ -72,7 +72,8 @@ class EngineTime:
         clock = self.event_clock
         verdict = clock.admit(event.ts)
         if verdict == NOW:
-            return self._fold(event)
+            out = self._fold(event)
+            return out + self._take(clock.caught_up()) if clock.held else out
         if verdict == BEHIND:
             raise EventTimeRejected(clock.behind_reason(event.ts))
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

@@ -135,8 +135,18 @@ class EventClock:
         if ts > self.now:
             self.now = ts
         self.processed += 1
-        if self._candidates and self.processed - self._candidates[0].since >= self.settle_events:
+        if self._candidates and self.processed - min(c.since for c in self._candidates) >= self.settle_events:
             self._give_up_settled()
+
+    def caught_up(self) -> list[Any]:
+        """The held events the stream has reached since they arrived (no longer ahead of ``now``), in
+        arrival order: the caller takes each in. A stream far out of order (within ``max_behind_s``)
+        reaches its held events this way instead of giving them up."""
+        if not self._candidates or self.now == 0.0:
+            return []
+        if min(c.low for c in self._candidates) > self.now + self.max_ahead_s:
+            return []
+        return self.settle(self.now)
 
     def behind_reason(self, ts: float) -> str:
         return (
@@ -255,8 +265,14 @@ class EventClock:
         return out
 
     def _give_up_settled(self) -> None:
-        while self._candidates and self.processed - self._candidates[0].since >= self.settle_events:
-            cand = min(self._candidates, key=lambda c: c.since)
+        reach = self.now + self.max_ahead_s  # a candidate the stream has reached is released, not given up
+        while True:
+            settled = [
+                c for c in self._candidates if self.processed - c.since >= self.settle_events and c.low > reach
+            ]
+            if not settled:
+                return
+            cand = min(settled, key=lambda c: c.since)
             self._candidates.remove(cand)
             for h in cand.held:
                 self._held_bytes -= h.size

@@ -78,6 +78,8 @@ class AlertPipeline:
             if group is None:
                 if not firing:
                     continue  # nothing open to resolve
+                if self.seen.resolved(anomaly.anomaly_id):
+                    continue  # a late firing state of a closed episode: it never reopens (nor its key)
                 group = self.groups[key] = AggregationGroup(
                     key=key,
                     route_id=route.route_id,

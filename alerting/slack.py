@@ -3,11 +3,15 @@
 Through ``slack_sdk``'s :class:`AsyncWebClient` with its own retry handlers switched off (the retry
 stage decides), at most ``messages_per_s`` per channel (one token bucket per channel). The thread of
 each open episode (``dedup_key`` + channel → channel id and ``ts`` of the first message) is small
-state the worker snapshots with the pipeline's (:meth:`SlackNotifier.snapshot`).
+state the worker snapshots with the pipeline's (:meth:`SlackNotifier.snapshot`), and so are the
+thread replies already posted for a notification whose parent edit (on resolve) is still to do:
+``on_progress`` is awaited after such a reply, so the alerting stage writes it down before the edit
+and a restart in between edits without replying twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -110,7 +114,8 @@ class SlackNotifier:
         self.links = links or {}
         self.limiter = KeyedRateLimiter(settings.messages_per_s, burst=1)
         self.threads: dict[str, dict[str, str]] = {}
-        self._done: set[str] = set()
+        self._done: set[str] = set()  # "<notification_id>|reply": replied, the parent edit still to do
+        self.on_progress: Callable[[], Awaitable[None]] | None = None
 
     def handles(self, receiver: ReceiverConfig) -> bool:
         return receiver.slack is not None
@@ -133,6 +138,8 @@ class SlackNotifier:
                 blocks=blocks, reply_broadcast=notification.reason == "escalated",
             )
             self._done.add(reply)
+            if notification.status is AnomalyStatus.RESOLVED and self.on_progress is not None:
+                await self.on_progress()  # durable before the edit: a restart does not reply again
         if notification.status is AnomalyStatus.RESOLVED:
             await self._call(
                 channel, "chat_update", channel=thread["channel"], ts=thread["ts"], text=text, blocks=blocks
@@ -156,10 +163,11 @@ class SlackNotifier:
             raise DeliveryError(f"slack {method}: {type(exc).__name__}") from exc
 
     def snapshot(self) -> dict[str, Any]:
-        return {"threads": {k: dict(v) for k, v in self.threads.items()}}
+        return {"threads": {k: dict(v) for k, v in self.threads.items()}, "replied": sorted(self._done)}
 
     def restore(self, data: dict[str, Any]) -> None:
         self.threads = {k: dict(v) for k, v in data.get("threads", {}).items()}
+        self._done = {str(k) for k in data.get("replied", [])}
 
     async def aclose(self) -> None:
         session = getattr(self.client, "session", None)

@@ -20,6 +20,7 @@ from typing import Any
 
 from alerting.config import InhibitRule
 from alerting.silences import SilenceStore
+from schemas.anomaly import Severity
 
 __all__ = [
     "ActiveAnomalies",
@@ -54,6 +55,10 @@ class SeenAnomalies:
             return False
         self.seen[key] = now
         return True
+
+    def resolved(self, anomaly_id: str) -> bool:
+        """Whether a resolved state of this anomaly was taken in (and is still remembered)."""
+        return any(self.key(anomaly_id, "resolved", s) in self.seen for s in Severity)
 
     def prune(self, now: float) -> None:
         old = [k for k, at in self.seen.items() if at < now - self.ttl_s]

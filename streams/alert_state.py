@@ -6,13 +6,16 @@ moves them. The stage persists one record per consumer group on the compacted al
 
     {"schema": ..., "pipeline": AlertPipeline.snapshot(), "slack": SlackNotifier.snapshot(),
      "outbox": [{"notification": {...}, "done": {"pagerduty": "delivered"}}, ...],
-     "offsets": {"0": 17, "1": 4}, "written_at": "2026-11-02T08:00:00.000Z"}
+     "offsets": {"0": 17, "1": 4}, "clock": 1793606400.0, "written_at": "2026-11-02T08:00:00.000Z"}
 
 ``offsets`` are the next offsets of the anomalies topic's partitions that the snapshot has taken
-in; the outbox holds every notification the pipeline has released and not yet finished, with the
-channels already done. So a notification is never lost between the pipeline and Slack/PagerDuty:
-it is in the outbox before its anomalies' offsets are committed, and leaves it only once every
-channel has delivered it or failed permanently (then a dead letter is on the alerts DLQ).
+in; ``clock`` is the pipeline's time then (epoch seconds: the last record's time while catching up,
+the wall clock once caught up), so a restart goes on from it and never runs its timers backwards
+(a record of ``alerter_state/1`` without it reads as 0: the next record's time); the outbox holds
+every notification the pipeline has released and not yet finished, with the channels already done.
+So a notification is never lost between the pipeline and Slack/PagerDuty: it is in the outbox
+before its anomalies' offsets are committed, and leaves it only once every channel has delivered it
+or failed permanently (then a dead letter is on the alerts DLQ).
 
 A permanent failure is one ``burnguard.alert_dead_letter/1`` record on the alerts DLQ (key =
 ``notification_id|channel``): the notification, the receiver, the channel, the reason
@@ -171,10 +174,17 @@ class AlerterSnapshot:
     slack: dict[str, Any]
     outbox: Outbox
     offsets: dict[int, int]
+    clock: float = 0.0
 
 
 def encode_state(
-    pipeline: dict[str, Any], slack: dict[str, Any], outbox: Outbox, offsets: dict[int, int], now: float | None = None
+    pipeline: dict[str, Any],
+    slack: dict[str, Any],
+    outbox: Outbox,
+    offsets: dict[int, int],
+    now: float | None = None,
+    *,
+    clock: float = 0.0,
 ) -> bytes:
     return orjson.dumps(
         {
@@ -183,6 +193,7 @@ def encode_state(
             "slack": slack,
             "outbox": outbox.snapshot(),
             "offsets": {str(p): o for p, o in sorted(offsets.items())},
+            "clock": clock,
             "written_at": format_ts(time.time() if now is None else now),
         }
     )
@@ -205,6 +216,7 @@ def decode_state(raw: bytes | None) -> AlerterSnapshot:
         slack=dict(data.get("slack") or {}),
         outbox=Outbox.restore(data.get("outbox") or []),
         offsets={int(p): int(o) for p, o in (data.get("offsets") or {}).items()},
+        clock=float(data.get("clock") or 0.0),
     )
 
 

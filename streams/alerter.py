@@ -3,24 +3,31 @@
 A process of its own, with a plain aiokafka consumer in its own group (``<app id>-alerter``) and
 manual commits, so the detect stage never waits on Slack or PagerDuty: it only writes anomalies.
 
-One loop takes anomalies in and ticks the pipeline's timers (``group_wait``/``group_interval`` run
-on the wall clock, also while no anomaly arrives); the notifications it releases go to a durable
-**outbox**. Delivery runs beside it, one task per group episode (a hung channel holds up its own
-group only, and a group's messages keep their order), through the :class:`~alerting.Dispatcher`
-and its one retry stage.
+One loop takes anomalies in and runs the pipeline's timers (``group_wait``/``group_interval``, also
+while no anomaly arrives); the notifications it releases go to a durable **outbox**. Delivery runs
+beside it, one task per group episode (a hung channel holds up its own group only, and a group's
+messages keep their order), through the :class:`~alerting.Dispatcher` and its one retry stage.
+
+**Time.** Each anomaly is taken in at the time its record was written, after the timers that ran
+out before it (:mod:`alerting.clock`); the timers follow the wall clock only once the stage has
+caught up with the partitions' ends. So what is read late — after a restart, by the member that
+takes over, behind a lag — gives the notifications it gave live: a kill that fired and resolved
+while no alerter ran is paged, then resolved, under its episode's key; it does not vanish because
+its firing and its resolve were read in one batch. The pipeline's time is in the state record.
 
 The order of writes is what makes it at least once without paging twice:
 
-1. a batch of anomalies is taken in and the timers are flushed;
-2. the stage's state — pipeline snapshot, Slack threads, outbox, consumed offsets — is written to
-   the compacted alerts state topic and acknowledged (``acks=all``);
+1. a batch of anomalies is taken in and the timers are run;
+2. the stage's state — pipeline snapshot and time, Slack threads, outbox, consumed offsets — is
+   written to the compacted alerts state topic and acknowledged (``acks=all``);
 3. only then are the anomalies' offsets committed;
 4. each channel that delivers a notification is marked done in the outbox and the state is written
-   again; a notification leaves the outbox once every channel has delivered it or failed
-   permanently, and a permanent failure is first written to the alerts DLQ and counted.
+   again (so is a Slack thread reply posted before the parent's edit); a notification leaves the
+   outbox once every channel has delivered it or failed permanently, and a permanent failure is
+   first written to the alerts DLQ and counted.
 
-A restart (or the member that takes over) restores the pipeline (dedup, open groups, timers) and the
-outbox (skipping channels already done) and seeks to the state's offsets: an outage of minutes loses
+A restart (or the member that takes over) restores the pipeline (dedup, open groups, timers, time)
+and the outbox (skipping channels already done) and seeks to the state's offsets: an outage loses
 nothing, and a paged episode is not paged again. The one window left is a channel answering and the
 process dying before the next state write: that delivery is repeated (a PagerDuty trigger with the
 same ``dedup_key`` opens no new incident).
@@ -43,6 +50,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
+from alerting.clock import CatchUp, IntakeClock, in_time_order
 from alerting.config import AlertingConfig
 from alerting.dispatch import Dispatcher
 from alerting.notifier import Notification, Notifier
@@ -70,6 +78,7 @@ log = logging.getLogger("burnguard.alerter")
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_S = 5.0
+CATCH_UP_STALL_S = 5.0  # behind, and no record for this long: the timers go back to the wall clock
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -109,6 +118,8 @@ class Alerter:
             [JournaledNotifier(n, lambda: self.outbox, self.persist_quietly) for n in inner],
             RetryStage(config.retry),
         )
+        if self.slack is not None:  # a thread reply sent before its parent's edit is recorded at once
+            self.slack.on_progress = self.persist_quietly
         self.pipeline: AlertPipeline | None = None  # while this member holds the anomalies' partitions
         self.outbox = Outbox()
         self.offsets: dict[int, int] = {}
@@ -120,6 +131,8 @@ class Alerter:
         self._write_lock = asyncio.Lock()
         self._changes = 0  # persist() calls so far, and how many of them the last write covered
         self._written = 0
+        self.clock = IntakeClock()  # the pipeline's time: a record's when catching up, else the wall clock
+        self.catch_up = CatchUp(CATCH_UP_STALL_S)
         self._kafka = settings.aiokafka_kwargs()
         self.producer = AIOKafkaProducer(
             acks="all",
@@ -149,7 +162,7 @@ class Alerter:
                 if self.fatal is not None:
                     raise RuntimeError(f"alerter could not take over: {self.fatal}") from self.fatal
                 batches = await self.consumer.getmany(timeout_ms=int(self._poll_timeout() * 1000), max_records=500)
-                positions = await self._unread_positions()  # outside the lock: a rebalance may need it
+                positions = await self._positions()  # outside the lock: a rebalance may need it
                 async with self._step_lock:
                     if self.pipeline is not None:
                         await self._step(batches, positions)
@@ -167,7 +180,9 @@ class Alerter:
 
     def _poll_timeout(self) -> float:
         due = self.pipeline.next_flush_at() if self.pipeline is not None else None
-        return 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
+        if due is None or self.catch_up.lagging:  # catching up, the timers wait for the records' time
+            return 1.0
+        return min(1.0, max(0.0, due - time.time()))
 
     async def take_over(self, assigned: set[TopicPartition]) -> None:
         """The group gave this member the anomalies' partitions: restore the state and resume."""
@@ -184,16 +199,18 @@ class Alerter:
                 self.slack.threads = {}
                 self.slack.restore(state.slack)
             self.pipeline, self.outbox, self.offsets = pipeline, state.outbox, dict(state.offsets)
+            self.clock = IntakeClock(state.clock)
             for tp in tps:
                 if tp.partition in self.offsets:
                     self.consumer.seek(tp, self.offsets[tp.partition])
-            log.info(
-                "alerter took %s: %d open groups, %d notifications in the outbox, offsets %s",
-                self.settings.anomalies_topic,
-                len(pipeline.groups),
-                len(self.outbox),
-                self.offsets,
-            )
+            try:  # what was written while no member held the partitions is taken in on its own time
+                ends = {tp.partition: int(o) for tp, o in (await self.consumer.end_offsets(tps)).items()}
+            except KafkaError as exc:
+                log.warning("end offsets unknown at take-over (%s): the fetches' high watermarks stand in", exc)
+                ends = {}
+            self.catch_up.start(ends)
+            took = (self.settings.anomalies_topic, len(pipeline.groups), len(self.outbox), self.offsets, ends)
+            log.info("alerter took %s: %d open groups, %d in the outbox, offsets %s, end offsets %s", *took)
             self._kick()
 
     async def release(self) -> None:
@@ -217,14 +234,14 @@ class Alerter:
             await asyncio.wait(pending, timeout=grace_s)
 
     # -- intake -------------------------------------------------------------------------------------
-    async def _unread_positions(self) -> dict[int, int]:
-        """Where the partitions this member has not read from yet stand, to commit them too (so the
-        group's lag is known on every partition)."""
+    async def _positions(self) -> dict[int, int]:
+        """Where each held partition stands: one not read from yet is committed there (the group's
+        lag is then known on every partition); all say whether the stage is behind."""
         found: dict[int, int] = {}
         if self.pipeline is None:
             return found
         for tp in self.consumer.assignment():
-            if tp.partition not in self.offsets and tp.topic == self.settings.anomalies_topic:
+            if tp.topic == self.settings.anomalies_topic:
                 try:
                     found[tp.partition] = await asyncio.wait_for(self.consumer.position(tp), 5.0)
                 except (IllegalStateError, TimeoutError):
@@ -232,22 +249,33 @@ class Alerter:
         return found
 
     async def _step(self, batches: Mapping[TopicPartition, list[ConsumerRecord]], positions: dict[int, int]) -> None:
+        """Take a batch in, each record at its own time in time order across partitions (each
+        partition's order kept), after the timers due before it; then run the timers up to the
+        last record's time (catching up) or the wall clock; make the outbox durable; commit."""
         assert self.pipeline is not None
         now = time.time()
         took = False
+        due: list[Notification] = []
         assigned = self.consumer.assignment()
-        for tp, records in batches.items():
-            if tp not in assigned:
-                continue
-            for record in records:
-                await self._take(self.pipeline, record, now)
-                self.offsets[tp.partition] = record.offset + 1
-                took = True
+        for record in in_time_order(records for tp, records in batches.items() if tp in assigned):
+            written = record.timestamp / 1000 if record.timestamp is not None and record.timestamp >= 0 else None
+            due += self.clock.advance(self.pipeline, self.clock.at(written, now))  # timers due before it
+            await self._take(self.pipeline, record, self.clock.now)
+            self.offsets[record.partition] = record.offset + 1
+            took = True
+        if took:
+            self.catch_up.took()
         for partition, position in positions.items():
             if partition not in self.offsets:
                 self.offsets[partition] = position
                 took = True
-        due = self.pipeline.flush(now)
+        was_lagging = self.catch_up.lagging
+        mine = [tp for tp in assigned if tp.topic == self.settings.anomalies_topic]
+        highwaters = {tp.partition: self.consumer.highwater(tp) for tp in mine}
+        behind = self.catch_up.behind({**self.offsets, **positions}, highwaters)
+        if was_lagging and self.catch_up.stalled:
+            log.warning("no record for %.0f s, the partitions' ends say more: timers on wall time", CATCH_UP_STALL_S)
+        due += self.clock.advance(self.pipeline, self.clock.now if behind else now)
         self.outbox.add(due)
         self.stats["notifications"] += len(due)
         if took or due:
@@ -336,7 +364,7 @@ class Alerter:
                 return  # a write that began after this caller's change has covered it
             covers = self._changes
             slack = self.slack.snapshot() if self.slack is not None else {}
-            value = encode_state(self.pipeline.snapshot(), slack, self.outbox, self.offsets)
+            value = encode_state(self.pipeline.snapshot(), slack, self.outbox, self.offsets, clock=self.clock.now)
             await self.producer.send_and_wait(self.settings.alerts_state_topic, key=self.group_id.encode(), value=value)
             self._written = covers
             self.stats["state_writes"] += 1
@@ -395,3 +423,4 @@ class Alerter:
             s["state_writes"],
             pipeline,
         )
+

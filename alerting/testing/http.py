@@ -43,6 +43,10 @@ class RecordedServer:
         self.violations: list[str] = []
         self._script: list[Answer] = []
         self._outage: Answer | None = None
+        self._outage_then: Answer | None = None
+        self._outage_after = 0
+        self._outage_seen = 0
+        self._outage_only: str | None = None
         self._release = asyncio.Event()
         self._outage_over = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -52,15 +56,35 @@ class RecordedServer:
         """Answer the next requests with these, in order; afterwards answer normally."""
         self._script.extend(answers)
 
-    def outage(self, answer: Answer | None) -> None:
+    def outage(
+        self, answer: Answer | None, *, then: Answer | None = None, after: int = 1, only: str | None = None
+    ) -> None:
         """Answer every request with ``answer`` (after the scripted ones) until called with ``None``;
         requests hanging in a ``hang`` outage are then answered 503 (their client has timed out: an
-        answer it never reads must not count as a delivered message)."""
+        answer it never reads must not count as a delivered message).
+
+        With ``then``, the outage changes as a real one often does: the first ``after`` requests of the
+        outage get ``answer`` and every later one ``then`` — ``outage(Answer(500), then=Answer(hang=True),
+        after=3)`` is "three 500s, then nothing answers". ``only`` limits it to one endpoint (a path
+        ending, e.g. ``chat.update``); the others answer normally. ``outage_answers`` counts the
+        requests the outage (any phase) has answered or is holding.
+        """
+        if then is not None and after < 0:
+            raise ValueError("after must be >= 0")
         self._outage = answer
+        self._outage_then = then if answer is not None else None
+        self._outage_after = after
+        self._outage_only = only if answer is not None else None
         if answer is None:
             self._outage_over.set()
         else:
+            self._outage_seen = 0
             self._outage_over = asyncio.Event()
+
+    @property
+    def outage_answers(self) -> int:
+        """Requests taken by the current (or last) outage, in all its phases."""
+        return self._outage_seen
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
@@ -106,9 +130,12 @@ class RecordedServer:
 
     async def _scripted(self, recorded: RecordedRequest) -> Answer | None:
         if not self._script:
-            if self._outage is None:
+            if self._outage is None or (self._outage_only and not recorded.path.endswith(self._outage_only)):
                 return None
             answer = self._outage
+            if self._outage_then is not None and self._outage_seen >= self._outage_after:
+                answer = self._outage_then
+            self._outage_seen += 1
             if answer.hang:  # until the outage ends; the client has given up by then, so no success
                 await self._outage_over.wait()
                 answer = Answer(503)

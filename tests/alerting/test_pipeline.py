@@ -135,3 +135,19 @@ def test_a_critical_or_kill_inhibits_the_warnings_it_explains() -> None:
     later = p.process(resolved(kill), now=T0 + 300)  # the source resolves: the warning is no longer explained
     later += p.flush(T0 + 600)
     assert any(a.anomaly_id == warn.anomaly_id for n in later for a in n.firing)
+
+
+def test_a_closed_episode_never_reopens_under_its_own_key() -> None:
+    """A late firing state of an anomaly whose episode resolved and closed (a re-emission from a
+    detect stage's replay, say) opens no new group: its key would be the closed episode's, and its
+    notification ids those still in an outbox."""
+    p = _pipeline(group_wait=0, group_interval=1)
+    a = make_anomaly(severity="warning")
+    (page,) = p.process(a, now=T0)
+    (closed,) = p.process(resolved(a), now=T0 + 2)
+    assert closed.dedup_key == page.dedup_key and p.groups == {}
+    late = a.model_copy(update={"severity": Severity.CRITICAL})  # a state the dedup has not seen
+    assert p.process(late, now=T0 + 4) == [] and p.groups == {}
+    other = make_anomaly(task="t2", severity="critical")  # a new episode of the group opens as ever
+    (new,) = p.process(other, now=T0 + 5)
+    assert new.dedup_key != page.dedup_key and new.sequence == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import textwrap
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -33,9 +34,19 @@ class Channels:
     pd: PagerDutyServer
     ca_file: Path
 
-    def config(self, path: Path, *, group_wait: str = "2s", group_interval: str = "1h", pd_key_env: str = "") -> Path:
-        """An alerting config: one receiver on both channels, short timeouts and backoffs."""
+    def config(
+        self,
+        path: Path,
+        *,
+        group_wait: str = "2s",
+        group_interval: str = "1h",
+        pd_key_env: str = "",
+        routes: str = "",
+    ) -> Path:
+        """An alerting config: one receiver on both channels, short timeouts and backoffs; ``routes``
+        is YAML for the root's ``routes:`` (child routes, e.g. one workflow with a longer group_wait)."""
         key_env = pd_key_env or "BURNGUARD_TEST_PD_KEY"
+        children = f"\n  routes:\n{textwrap.indent(textwrap.dedent(routes).strip(), '    ')}" if routes else ""
         path.write_text(
             f"""
 route:
@@ -43,7 +54,7 @@ route:
   group_by: [workflow, detector]
   group_wait: {group_wait}
   group_interval: {group_interval}
-  repeat_interval: 4h
+  repeat_interval: 4h{children}
 receivers:
   - name: oncall
     slack: {{channel: "#oncall"}}

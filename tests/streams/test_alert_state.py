@@ -6,7 +6,9 @@ import base64
 
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 
+from alerting.clock import in_time_order
 from alerting.config import AlertingConfig
 from alerting.pipeline import AlertPipeline
 from alerting.retry import DeliveryOutcome
@@ -110,3 +112,25 @@ def test_the_alerting_topics_are_settings_and_the_state_topic_is_compacted() -> 
     assert specs["a-dlq"].config["cleanup.policy"] == "delete"
     with pytest.raises(SettingsError, match="must differ"):
         StreamSettings.from_env({"BURNGUARD_ALERTS_DLQ_TOPIC": "burnguard.dlq"})
+
+
+def test_the_state_record_keeps_the_pipelines_clock_and_an_older_record_reads_as_zero() -> None:
+    pipeline, outbox = _pipeline_with_one_notification()
+    state = decode_state(encode_state(pipeline.snapshot(), {}, outbox, {0: 3}, clock=T0 + 12.5))
+    assert state.clock == T0 + 12.5
+    old = orjson.loads(encode_state(pipeline.snapshot(), {}, outbox, {0: 3}))
+    del old["clock"]
+    assert decode_state(orjson.dumps(old)).clock == 0.0
+
+
+def test_records_are_taken_in_by_the_time_they_were_written_each_partitions_order_kept() -> None:
+    def rec(partition: int, offset: int, ts_ms: int) -> ConsumerRecord:
+        return ConsumerRecord("a", partition, offset, ts_ms, 0, None, b"", None, 0, 0, [])
+
+    p0 = [rec(0, 0, 1000), rec(0, 1, 3000), rec(0, 2, 2500)]  # a producer's clock stepped back: order kept
+    p1 = [rec(1, 0, 2000), rec(1, 1, 4000)]
+    p2 = [rec(2, 5, -1), rec(2, 6, 500)]  # no timestamp: taken at the running time of its partition
+    order = [(r.partition, r.offset) for r in in_time_order([p0, p1, p2])]
+    assert order == [(2, 5), (2, 6), (0, 0), (1, 0), (0, 1), (0, 2), (1, 1)]
+    for part in (p0, p1, p2):
+        assert [o for p, o in order if p == part[0].partition] == [r.offset for r in part]

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 
 from alerting.config import AlertingConfig, ReceiverConfig
 from alerting.console import ConsoleReceiver
@@ -58,6 +60,7 @@ from schemas.timefmt import format_ts
 __all__ = [
     "ALERTER_STATE_SCHEMA",
     "ALERT_DEAD_LETTER_SCHEMA",
+    "MAX_STATE_BYTES",
     "AlerterSnapshot",
     "JournaledNotifier",
     "Outbox",
@@ -67,6 +70,7 @@ __all__ = [
     "delivery_dead_letter",
     "encode_state",
     "intake_dead_letter",
+    "read_state",
 ]
 
 ALERTER_STATE_SCHEMA = "burnguard.alerter_state/1"
@@ -260,3 +264,35 @@ def intake_dead_letter(
             "failed_at": format_ts(time.time() if now is None else now),
         }
     )
+
+
+#: the largest state record the stage reads back (bytes)
+MAX_STATE_BYTES = 16 * 1024 * 1024
+
+
+async def read_state(kafka: dict[str, Any], topic: str, group_id: str) -> AlerterSnapshot:
+    """The group's latest state record from the compacted state topic (read to its end); ``kafka``:
+    the client settings (``StreamSettings.aiokafka_kwargs()``)."""
+    tp = TopicPartition(topic, 0)
+    reader = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=MAX_STATE_BYTES * 2,
+        max_partition_fetch_bytes=MAX_STATE_BYTES,
+        **kafka,
+    )
+    await reader.start()
+    latest: bytes | None = None
+    key = group_id.encode()
+    try:
+        reader.assign([tp])
+        await reader.seek_to_beginning(tp)
+        end = (await reader.end_offsets([tp]))[tp]
+        while await reader.position(tp) < end:
+            for records in (await reader.getmany(tp, timeout_ms=1000)).values():
+                for record in records:
+                    if record.key == key:
+                        latest = record.value
+    finally:
+        await reader.stop()
+    return decode_state(latest)

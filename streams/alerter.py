@@ -60,14 +60,14 @@ from alerting.silences import SilenceStore
 from alerting.slack import SlackNotifier
 from schemas.anomaly import Anomaly
 from streams.alert_state import (
-    AlerterSnapshot,
+    MAX_STATE_BYTES,
     JournaledNotifier,
     Outbox,
     build_notifiers,
-    decode_state,
     delivery_dead_letter,
     encode_state,
     intake_dead_letter,
+    read_state,
 )
 from streams.assignor import one_active_assignor
 from streams.settings import StreamSettings
@@ -76,7 +76,6 @@ __all__ = ["Alerter"]
 
 log = logging.getLogger("burnguard.alerter")
 
-MAX_STATE_BYTES = 16 * 1024 * 1024
 SHUTDOWN_GRACE_S = 5.0
 CATCH_UP_STALL_S = 5.0  # behind, and no record for this long: the timers go back to the wall clock
 
@@ -191,7 +190,7 @@ class Alerter:
         if not tps:
             return
         async with self._step_lock:
-            state = await self._load_state()
+            state = await read_state(self._kafka, self.settings.alerts_state_topic, self.group_id)
             pipeline = AlertPipeline(self.config, self.silences)
             if state.pipeline is not None:
                 pipeline.restore(state.pipeline)
@@ -385,32 +384,6 @@ class Alerter:
             await self.consumer.commit(offsets)
         except KafkaError as exc:  # rebalancing: the state record, not the commit, is what resumes
             log.info("commit skipped: %s: %s", type(exc).__name__, exc)
-
-    async def _load_state(self) -> AlerterSnapshot:
-        """The group's latest state record from the compacted state topic (read to its end)."""
-        tp = TopicPartition(self.settings.alerts_state_topic, 0)
-        reader = AIOKafkaConsumer(
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_bytes=MAX_STATE_BYTES * 2,
-            max_partition_fetch_bytes=MAX_STATE_BYTES,
-            **self._kafka,
-        )
-        await reader.start()
-        latest: bytes | None = None
-        key = self.group_id.encode()
-        try:
-            reader.assign([tp])
-            await reader.seek_to_beginning(tp)
-            end = (await reader.end_offsets([tp]))[tp]
-            while await reader.position(tp) < end:
-                for records in (await reader.getmany(tp, timeout_ms=1000)).values():
-                    for record in records:
-                        if record.key == key:
-                            latest = record.value
-        finally:
-            await reader.stop()
-        return decode_state(latest)
 
     def report(self) -> None:
         s, pipeline = self.stats, dict(self.pipeline.stats) if self.pipeline is not None else {}

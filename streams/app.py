@@ -71,6 +71,7 @@ from streams.rollup_stage import add_rollup_stage
 from streams.settings import StreamSettings
 from streams.stage import StageRunner
 from streams.topics import partition_for_key
+from streams.worker_report import log_worker_report
 
 __all__ = ["STATE_TABLE", "create_app", "faust_credentials"]
 
@@ -363,31 +364,7 @@ def create_app(
             held.pop(p, None)  # never acknowledged: redelivered to the partition's next owner
 
     def report() -> None:
-        s = pipeline.stats
-        log.info(
-            "routed %d, events %d, redelivered %d skipped, dead letters %d, errors %d, anomalies %d, "
-            "task summaries %d, %d batches, %.1f MB checkpointed, %d records waiting for their turn "
-            "(%d released out of event-time order, %d late), partitions held %s; stale records fetched before a seek: "
-            "%d not delivered, %d skipped, %d acknowledgements ignored; %d partitions sought back to records "
-            "fetched but not delivered",
-            s.routed,
-            s.events,
-            s.redelivered,
-            s.dead_letters,
-            s.errors,
-            s.anomalies,
-            s.summaries,
-            s.batches,
-            s.checkpoint_bytes / 1e6,
-            s.held,
-            s.out_of_order,
-            s.late,
-            sorted(pipeline.states),
-            getattr(app.consumer, "stale_dropped", 0),
-            getattr(app.consumer, "stale_skipped", 0),
-            getattr(app.consumer, "stale_acks", 0),
-            getattr(app.consumer, "partitions_sought_back", 0),
-        )
+        log_worker_report(pipeline, app.consumer)
 
     @app.timer(30.0)
     async def report_every_30s() -> None:

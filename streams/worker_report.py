@@ -1,0 +1,41 @@
+"""The worker's 30-second report line: what the detect pipeline and the seek-safe consumer counted."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from streams.pipeline import DetectionPipeline
+
+__all__ = ["log_worker_report"]
+
+log = logging.getLogger("burnguard.streams")
+
+
+def log_worker_report(pipeline: DetectionPipeline, consumer: Any) -> None:
+    """Log the counters since the worker started (events, not bytes; see PipelineStats)."""
+    s = pipeline.stats
+    log.info(
+        "routed %d, events %d, redelivered %d skipped, dead letters %d, errors %d, anomalies %d, "
+        "task summaries %d, %d batches, %.1f MB checkpointed, %d records waiting for their turn "
+        "(%d released out of event-time order, %d late), partitions held %s; stale records fetched before a seek: "
+        "%d not delivered, %d skipped, %d acknowledgements ignored; %d partitions sought back to records "
+        "fetched but not delivered",
+        s.routed,
+        s.events,
+        s.redelivered,
+        s.dead_letters,
+        s.errors,
+        s.anomalies,
+        s.summaries,
+        s.batches,
+        s.checkpoint_bytes / 1e6,
+        s.held,
+        s.out_of_order,
+        s.late,
+        sorted(pipeline.states),
+        getattr(consumer, "stale_dropped", 0),
+        getattr(consumer, "stale_skipped", 0),
+        getattr(consumer, "stale_acks", 0),
+        getattr(consumer, "partitions_sought_back", 0),
+    )

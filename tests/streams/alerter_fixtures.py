@@ -16,6 +16,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from alerting.testing.anomalies import T0, make_anomaly
 from alerting.testing.pagerduty_server import PagerDutyServer
 from alerting.testing.slack_server import SlackServer
 from schemas.anomaly import Anomaly
@@ -23,7 +24,16 @@ from streams.alert_state import decode_state
 from tests.alerting.conftest import PD_KEY, SLACK_TOKEN
 from tests.streams.conftest import BURNGUARD, REPO, Names, WorkerProcess, read_all
 
-__all__ = ["AlerterProcess", "Channels", "alerter_env", "produce_anomalies", "state_of", "triggers_by_key"]
+__all__ = [
+    "AlerterProcess",
+    "Channels",
+    "alerter_env",
+    "outbox_empty",
+    "produce_anomalies",
+    "state_of",
+    "storm",
+    "triggers_by_key",
+]
 
 SECRETS = {"BURNGUARD_TEST_SLACK_TOKEN": SLACK_TOKEN, "BURNGUARD_TEST_PD_KEY": PD_KEY}
 
@@ -156,3 +166,17 @@ async def state_of(names: Names) -> Any:
 
 async def dead_letters(names: Names) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in await read_all(names.bootstrap, names.alerts_dlq)]
+
+
+def storm(workflow: str, n: int, t0: float = T0, detector: str = "runaway_task") -> list[Any]:
+    """``n`` critical anomalies of one workflow and detector, a task each, a second apart."""
+    return [
+        make_anomaly(workflow=workflow, task=f"{workflow}-{i}", severity="critical", ts=t0 + i, detector=detector)
+        for i in range(n)
+    ]
+
+
+async def outbox_empty(names: Names) -> bool:
+    """The alerter's state record says every notification is delivered (or dead-lettered)."""
+    state = await state_of(names)
+    return state is not None and len(state.outbox) == 0

@@ -27,16 +27,18 @@ Durations are seconds or strings such as ``30s``, ``5m``, ``4h``, ``1h30m``. Sec
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerting.matchers import LABEL_NAMES, Matchers
 from alerting.secrets import secret_from_config
-from detectors.config import ConfigError, load_yaml_model
+from detectors.config_file import ConfigError, consistency_error, load_yaml_model, suggest
 
 __all__ = [
+    "ALERTING_KEYS",
     "AlertingConfig",
     "ConfigError",
     "InhibitRule",
@@ -47,6 +49,7 @@ __all__ = [
     "RouteConfig",
     "SlackReceiver",
     "SlackSettings",
+    "alerting_problems",
     "load_alerting_config",
     "parse_duration",
 ]
@@ -82,6 +85,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _labels(names: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [n for n in names if n not in LABEL_NAMES]
+    if unknown:
+        said = ", ".join(f"{n!r}{suggest(n, LABEL_NAMES)}" for n in unknown)
+        known = "" if all(suggest(n, LABEL_NAMES) for n in unknown) else f"; known: {', '.join(LABEL_NAMES)}"
+        raise ValueError(f"unknown label {said}{known}")
+    return names
+
+
 class RouteConfig(Matchers):
     """A node of the route tree; unset fields inherit from the parent (the root sets the defaults)."""
 
@@ -95,12 +107,10 @@ class RouteConfig(Matchers):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    @model_validator(mode="after")
-    def _group_labels(self) -> RouteConfig:
-        unknown = sorted(set(self.group_by or ()) - set(LABEL_NAMES))
-        if unknown:
-            raise ValueError(f"group_by: unknown label(s) {unknown}; known: {list(LABEL_NAMES)}")
-        return self
+    @field_validator("group_by")
+    @classmethod
+    def _group_labels(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return _labels(value) if value is not None else None
 
 
 class SlackReceiver(_Strict):
@@ -128,12 +138,10 @@ class InhibitRule(_Strict):
     target: Matchers
     equal: tuple[str, ...] = ("tenant", "workflow", "root_task_id")
 
-    @model_validator(mode="after")
-    def _equal_labels(self) -> InhibitRule:
-        unknown = sorted(set(self.equal) - set(LABEL_NAMES))
-        if unknown:
-            raise ValueError(f"equal: unknown label(s) {unknown}")
-        return self
+    @field_validator("equal")
+    @classmethod
+    def _equal_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _labels(value)
 
 
 #: A critical anomaly, or one whose action is a kill, hides the warnings and notices it explains.
@@ -184,32 +192,66 @@ class AlertingConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertingConfig:
-        names = [r.name for r in self.receivers]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f"receivers: duplicate name(s) {duplicated}")
-        if self.route.receiver is None:
-            raise ValueError("route.receiver: the root route needs a receiver (the default)")
-        if not self.route.empty:
-            raise ValueError("route: the root route matches everything; put match/match_re on child routes")
-
-        def check(node: RouteConfig, where: str) -> None:
-            if node.receiver is not None and node.receiver not in names:
-                raise ValueError(f"{where}.receiver: unknown receiver {node.receiver!r}; known: {names}")
-            for i, child in enumerate(node.routes):
-                check(child, f"{where}.routes.{i}")
-
-        check(self.route, "route")
-        if any(r.slack for r in self.receivers) and self.slack.token is None:
-            raise ValueError("slack.token: a receiver posts to Slack, so a token is needed ({env: …} or {file: …})")
+        found = alerting_problems(self.model_dump(by_alias=True))
+        if found:
+            raise consistency_error(found)
         return self
 
     def receiver(self, name: str) -> ReceiverConfig:
         return next(r for r in self.receivers if r.name == name)
 
 
+def alerting_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The checks across fields, on the raw mapping (so they are made even when a field is bad):
+    receiver names unique, every route's receiver defined, a root route with a receiver and no
+    matchers, a Slack token when a receiver posts to Slack."""
+    out: list[tuple[str, str]] = []
+    receivers = [r for r in _items(raw.get("receivers", ())) if isinstance(r, Mapping)]
+    names = [str(r["name"]) for r in receivers if isinstance(r.get("name"), str)]
+    if "receivers" not in raw:
+        names = ["console"]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        out.append(("receivers", f"the name(s) {', '.join(map(repr, duplicated))} are used more than once"))
+    root = raw.get("route", {"receiver": "console"})
+    if isinstance(root, Mapping):
+        if root.get("receiver") is None:
+            out.append(("route.receiver", "the root route needs a receiver: it gets what no child route takes"))
+        if root.get("match") or root.get("match_re"):
+            out.append(("route", "the root route matches everything: put match and match_re on its child routes"))
+
+        def check(node: Mapping[str, Any], where: str) -> None:
+            receiver = node.get("receiver")
+            if isinstance(receiver, str) and receiver not in names:
+                out.append(
+                    (
+                        f"{where}.receiver",
+                        f"unknown receiver {receiver!r}{suggest(receiver, names)}; "
+                        f"defined: {', '.join(dict.fromkeys(names)) or 'none'}",
+                    )
+                )
+            for i, child in enumerate(_items(node.get("routes", ()))):
+                if isinstance(child, Mapping):
+                    check(child, f"{where}.routes.{i}")
+
+        check(root, "route")
+    slack = raw.get("slack")
+    token = slack.get("token") if isinstance(slack, Mapping) else None
+    if any(r.get("slack") for r in receivers) and token is None:
+        out.append(("slack.token", "a receiver posts to Slack, so a bot token is needed ({env: NAME} or {file: PATH})"))
+    return out
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+#: the top-level keys of an alerting config
+ALERTING_KEYS = ("route", "receivers", "inhibit_rules", "slack", "pagerduty", "retry", "dedup_ttl", "links")
+
+
 def load_alerting_config(path: str | Path | None) -> AlertingConfig:
     """Read and validate the alerting YAML; ``None`` gives the built-in console-only config."""
     if path is None:
         return AlertingConfig()
-    return load_yaml_model(path, AlertingConfig, "route, receivers, …")
+    return load_yaml_model(path, AlertingConfig, ", ".join(ALERTING_KEYS), problems=alerting_problems)

@@ -20,7 +20,14 @@ from rich.progress import (
 )
 
 from burnguard.commands.admin import config_app, schema_app
-from burnguard.commands.common import BootstrapOption, ConfigOption, console, load_or_exit, stream_settings
+from burnguard.commands.common import (
+    BootstrapOption,
+    ConfigOption,
+    console,
+    load_or_exit,
+    settings_config,
+    stream_settings,
+)
 from burnguard.commands.kill import kill_app
 from burnguard.commands.silence import silence_app
 from detectors.config import Autonomy
@@ -199,7 +206,7 @@ def worker(
         web_enabled=web,
         autonomy=autonomy.value if autonomy is not None else None,
     )
-    cfg = load_or_exit(Path(settings.config_file) if settings.config_file else None)
+    cfg = settings_config(settings)
     try:
         require_signing_key(cfg, settings.autonomy)
     except KillKeysError as exc:

@@ -69,6 +69,8 @@ class Detector:
     """
 
     name: ClassVar[str] = "detector"
+    #: whether any of its signals can be ``kill_eligible`` (so naming it in ``kill_detectors`` can halt a task)
+    can_kill: ClassVar[bool] = False
     #: Version of the snapshot layout; bump it when the layout changes.
     state_version: ClassVar[int] = 1
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from detectors.base import Signal
+from detectors.config_file import suggest
 from schemas.anomaly import Severity
 from schemas.timefmt import format_ts
 
@@ -62,7 +63,8 @@ class MoneyBudget(BaseModel):
     def _known_keys(cls, match: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(match) - set(_MATCH_ORDER))
         if unknown:
-            raise ValueError(f"match keys must be among tenant, team, workflow; got {unknown}")
+            said = ", ".join(f"{k!r}{suggest(k, _MATCH_ORDER)}" for k in unknown)
+            raise ValueError(f"unknown match key {said}; a budget matches on tenant, team, workflow")
         return match
 
     @property

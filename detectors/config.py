@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Optional, TypeVar
+from typing import Annotated, Any, Literal, Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 
 from detectors.base import DetectorParams
 from detectors.budgets import MoneyBudget
+from detectors.config_file import ConfigError, load_yaml_model, suggest
 from detectors.registry import PARAMS
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "PolicySettings",
     "ResolvedSettings",
     "load_config",
+    "load_yaml_model",
 ]
 
 
@@ -85,11 +86,12 @@ class Match(_Strict):
 
 
 def _partial(model: type[BaseModel]) -> type[BaseModel]:
-    """The same fields, all optional: an override states only what it changes."""
-    fields: dict[str, Any] = {
-        name: (Optional[info.annotation], None)  # noqa: UP045 - built at run time from a type object
-        for name, info in model.model_fields.items()
-    }
+    """The same fields and bounds, all optional: an override states only what it changes, and a
+    bound broken there is reported by ``config validate``, not by the engine when the scope resolves."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        optional: Any = Optional[info.annotation]  # noqa: UP045 - built at run time from a type object
+        fields[name] = (Annotated[optional, *info.metadata] if info.metadata else optional, None)
     return create_model(f"Partial{model.__name__}", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
 
 
@@ -107,11 +109,24 @@ PartialDetectorSettings: type[BaseModel] = create_model(
 KILL_DETECTORS_DEFAULT = ("task_budget", "runaway_task", "retry_rate", "fan_out", "stale_task")
 
 
+def _known_detectors(names: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [n for n in names if n not in PARAMS]
+    if unknown:
+        said = ", ".join(f"{n!r}{suggest(n, PARAMS)}" for n in unknown)
+        known = "" if all(suggest(n, PARAMS) for n in unknown) else f"; known: {', '.join(PARAMS)}"
+        raise ValueError(f"unknown detector {said}{known}")
+    return names
+
+
+#: detector names, each one of :data:`detectors.registry.PARAMS`
+DetectorNames = Annotated[tuple[str, ...], AfterValidator(_known_detectors)]
+
+
 class PolicySettings(_Strict):
     """What burnguard may do on its own for a scope."""
 
     autonomy: Autonomy = Autonomy.ADVISE
-    kill_detectors: tuple[str, ...] = Field(
+    kill_detectors: DetectorNames = Field(
         default=KILL_DETECTORS_DEFAULT, description="detectors whose critical findings may halt a task"
     )
     kill_scope: Literal["task", "agent", "workflow"] = "task"
@@ -125,7 +140,7 @@ class Defaults(PolicySettings):
 class Override(_Strict):
     match: Match
     autonomy: Autonomy | None = None
-    kill_detectors: tuple[str, ...] | None = None
+    kill_detectors: DetectorNames | None = None
     kill_scope: Literal["task", "agent", "workflow"] | None = None
     kill_cooldown_s: float | None = Field(default=None, ge=0)
     detectors: PartialDetectorSettings = Field(default_factory=PartialDetectorSettings)  # type: ignore[valid-type]
@@ -138,6 +153,8 @@ class ResolvedSettings(BaseModel):
 
     policy: PolicySettings
     params: dict[str, DetectorParams]
+    #: the indices (in ``overrides``) of the overrides that fit the scope, in the order applied
+    applied: tuple[int, ...] = ()
 
 
 class BurnguardConfig(_Strict):
@@ -175,16 +192,6 @@ class BurnguardConfig(_Strict):
     budgets: tuple[MoneyBudget, ...] = ()
     _cache: dict[tuple[str, str | None, str | None], ResolvedSettings] = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _known_kill_detectors(self) -> BurnguardConfig:
-        for where, names in [("defaults", self.defaults.kill_detectors)] + [
-            (f"overrides[{i}]", o.kill_detectors or ()) for i, o in enumerate(self.overrides)
-        ]:
-            unknown = sorted(set(names) - set(PARAMS))
-            if unknown:
-                raise ValueError(f"{where}.kill_detectors: unknown detector(s) {unknown}; known: {sorted(PARAMS)}")
-        return self
-
     @property
     def behind_s(self) -> float:
         """``max_behind_s``, or ``task_ttl_s`` when unset (seconds)."""
@@ -214,8 +221,9 @@ class BurnguardConfig(_Strict):
 def _resolve(config: BurnguardConfig, tenant: str, team: str | None, workflow: str | None) -> ResolvedSettings:
     policy = config.defaults.model_dump(exclude={"detectors"})
     params = {name: getattr(config.defaults.detectors, name).model_dump() for name in PARAMS}
-    fitting = [o for o in config.overrides if o.match.fits(tenant, team, workflow)]
-    for override in sorted(fitting, key=lambda o: o.match.specificity):  # stable: file order within a level
+    fitting = [i for i, o in enumerate(config.overrides) if o.match.fits(tenant, team, workflow)]
+    applied = tuple(sorted(fitting, key=lambda i: config.overrides[i].match.specificity))  # stable: file order
+    for override in (config.overrides[i] for i in applied):
         for key in ("autonomy", "kill_detectors", "kill_scope", "kill_cooldown_s"):
             value = getattr(override, key)
             if value is not None:
@@ -225,18 +233,10 @@ def _resolve(config: BurnguardConfig, tenant: str, team: str | None, workflow: s
             if partial is not None:
                 params[name].update(partial.model_dump(exclude_none=True))
     return ResolvedSettings(
-        policy=PolicySettings(**policy), params={name: PARAMS[name](**p) for name, p in params.items()}
+        policy=PolicySettings(**policy),
+        params={name: PARAMS[name](**p) for name, p in params.items()},
+        applied=applied,
     )
-
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; ``errors`` holds ``(location, message)`` pairs."""
-
-    def __init__(self, path: str, errors: list[tuple[str, str]]) -> None:
-        self.path = path
-        self.errors = errors
-        lines = "\n".join(f"  {loc}: {msg}" for loc, msg in errors)
-        super().__init__(f"{path}: {len(errors)} error(s)\n{lines}")
 
 
 def load_config(path: str | Path | None) -> BurnguardConfig:
@@ -244,30 +244,3 @@ def load_config(path: str | Path | None) -> BurnguardConfig:
     if path is None:
         return BurnguardConfig()
     return load_yaml_model(path, BurnguardConfig, "version, defaults, overrides, budgets", empty_ok=True)
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def load_yaml_model(path: str | Path, model: type[ModelT], sections: str, *, empty_ok: bool = False) -> ModelT:
-    """``model`` validated from the YAML mapping in ``path``; every problem (unreadable file, bad
-    YAML with its line and column, not a mapping, invalid fields) as one :class:`ConfigError`.
-    ``sections`` names what the mapping holds, for the error; ``empty_ok`` reads an empty file as ``{}``."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
-        raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    if raw is None and empty_ok:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), [("<root>", f"the file must hold a mapping ({sections})")])
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        errors = [(".".join(str(p) for p in err["loc"]) or "<root>", err["msg"]) for err in exc.errors()]
-        raise ConfigError(str(path), errors) from None

@@ -57,6 +57,7 @@ class FanOutDetector(Detector):
     """Flags a root task whose sub-agent count or nesting depth is beyond its workflow's norm."""
 
     name: ClassVar[str] = "fan_out"
+    can_kill: ClassVar[bool] = True
 
     def __init__(self, params: FanOutParams | None = None) -> None:
         self.params = params if params is not None else FanOutParams()

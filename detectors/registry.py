@@ -16,6 +16,7 @@ from detectors.stale import StaleTaskDetector, StaleTaskParams
 from detectors.task_budget import TaskBudgetDetector, TaskBudgetParams
 
 __all__ = [
+    "KILL_CAPABLE",
     "PARAMS",
     "SCOPE_DETECTOR",
     "WORKFLOW_DETECTORS",
@@ -45,6 +46,9 @@ PARAMS: dict[str, type[DetectorParams]] = {
     "cost_shift": CostShiftParams,
     "burn_rate": BurnRateParams,
 }
+#: The detectors whose critical findings can halt a task (the rest only ever alert).
+_ALL: tuple[type[Detector], ...] = (*WORKFLOW_DETECTORS, SCOPE_DETECTOR)
+KILL_CAPABLE: frozenset[str] = frozenset(cls.name for cls in _ALL if cls.can_kill)
 _LEVELS: dict[int, Literal["tenant", "team", "workflow"]] = {1: "tenant", 2: "team", 3: "workflow"}
 
 

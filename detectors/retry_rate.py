@@ -63,6 +63,7 @@ class RetryRateDetector(Detector):
     ``threshold`` = the share it had to exceed, ``score`` = observed / threshold."""
 
     name: ClassVar[str] = "retry_rate"
+    can_kill: ClassVar[bool] = True
 
     def __init__(self, params: RetryRateParams) -> None:
         self.params = params

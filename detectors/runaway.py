@@ -80,6 +80,7 @@ class RunawayTaskDetector(Detector):
     """Flags a root task whose spend, steps, context growth or duration outgrows its workflow."""
 
     name: ClassVar[str] = "runaway_task"
+    can_kill: ClassVar[bool] = True
 
     def __init__(self, params: RunawayParams | None = None) -> None:
         self.params = params if params is not None else RunawayParams()

@@ -59,6 +59,7 @@ class StaleTaskDetector(Detector):
     """Flags live tasks that outlive their workflow's durations while billing, or that go silent."""
 
     name: ClassVar[str] = "stale_task"
+    can_kill: ClassVar[bool] = True
 
     def __init__(self, params: StaleTaskParams | None = None) -> None:
         self.params = params if params is not None else StaleTaskParams()

@@ -38,6 +38,7 @@ class TaskBudgetDetector(Detector):
     ``score`` = spend / that bound."""
 
     name: ClassVar[str] = "task_budget"
+    can_kill: ClassVar[bool] = True
 
     def __init__(self, params: TaskBudgetParams) -> None:
         self.params = params

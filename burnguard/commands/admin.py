@@ -1,19 +1,20 @@
-"""``burnguard schema export`` and ``burnguard config validate|show``."""
+"""``burnguard schema export``; ``config_app`` (``burnguard config validate|show``) lives in
+:mod:`burnguard.commands.config`."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from burnguard.commands.common import ConfigOption, console, load_or_exit
-from detectors.config import ConfigError, load_config
+from burnguard.commands.common import console
+from burnguard.commands.config import config_app
+
+__all__ = ["config_app", "schema_app"]
 
 schema_app = typer.Typer(help="JSON Schema of the wire contract, for agents in other languages.", no_args_is_help=True)
-config_app = typer.Typer(help="Detector configuration files.", no_args_is_help=True)
 
 
 @schema_app.command("export")
@@ -39,28 +40,3 @@ def schema_export(
         path = out / f"burnguard.{name}.v1.schema.json"
         path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {path}")
-
-
-@config_app.command("validate")
-def config_validate(file: Annotated[Path, typer.Argument(help="YAML config file.", dir_okay=False)]) -> None:
-    """Check a config file; print every error with its location."""
-    try:
-        cfg = load_config(file)
-    except ConfigError as exc:
-        console.print(f"[red]{exc.path}: {len(exc.errors)} error(s)[/]")
-        for loc, msg in exc.errors:
-            console.print(f"  [bold]{loc}[/]: {msg}")
-        raise typer.Exit(1) from None
-    console.print(
-        f"[green]{file}: valid[/] (version {cfg.version}, "
-        f"{len(cfg.overrides)} override(s), {len(cfg.budgets)} budget(s))"
-    )
-
-
-@config_app.command("show")
-def config_show(config: ConfigOption = None) -> None:
-    """Print the effective configuration (defaults merged with the file) as YAML."""
-    import yaml
-
-    cfg = load_or_exit(config)
-    sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

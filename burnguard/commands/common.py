@@ -36,6 +36,12 @@ def load_or_exit(config: Path | None) -> BurnguardConfig:
         raise typer.Exit(2) from None
 
 
+def settings_config(settings: StreamSettings) -> BurnguardConfig:
+    """The detector configuration the worker runs with: ``settings.config_file`` (``--config``, else
+    ``BURNGUARD_CONFIG``), else the built-in defaults; or exit 2 with what to fix."""
+    return load_or_exit(Path(settings.config_file) if settings.config_file else None)
+
+
 def stream_settings(**overrides: Any) -> StreamSettings:
     """BURNGUARD_* settings with ``overrides``, or exit 2 with the bad setting named."""
     from streams.settings import SettingsError, StreamSettings

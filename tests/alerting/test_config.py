@@ -83,3 +83,20 @@ def test_unknown_receiver_and_inline_secret_are_refused() -> None:
 def test_builtin_default_is_console_only() -> None:
     cfg = load_alerting_config(None)
     assert cfg.route.receiver == "console" and cfg.receiver("console").slack is None
+
+
+def test_checks_across_fields_are_reported_with_the_field_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "route:\n  receiver: nobody\n  group_wait: soon\n  group_by: [severty]\n"
+        "receivers:\n  - name: a\n  - name: a\ninhibit_rules:\n  - {source: {}, target: {}, equal: [tenat]}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_alerting_config(path)
+    assert err.value.errors == [
+        ("route.receiver", "unknown receiver 'nobody'; defined: a"),
+        ("route.group_wait", "not a duration: 'soon' (seconds, or a string like 30s, 5m, 4h)"),
+        ("route.group_by", "unknown label 'severty' (did you mean 'severity'?)"),
+        ("receivers", "the name(s) 'a' are used more than once"),
+        ("inhibit_rules.0.equal", "unknown label 'tenat' (did you mean 'tenant'?)"),
+    ]

@@ -64,10 +64,16 @@ def test_no_file_and_an_empty_file_give_the_defaults(tmp_path: Path) -> None:
     ("text", "location", "message"),
     [
         ("defaults: [1, 2\n", "line 2, column 1", "not valid YAML"),
-        ("- a list\n", "<root>", "must hold a mapping"),
-        ("defaults: {autonomy: yolo}\n", "defaults.autonomy", "Input should be"),
-        ("defaults: {detectors: {no_such: {}}}\n", "defaults.detectors.no_such", "Extra inputs"),
-        ("defaults: {kill_detectors: [budget_of_doom]}\n", "<root>", "unknown detector(s) ['budget_of_doom']"),
+        ("- a list\n", "<root>", "not a config file: it holds a list, not a mapping of version, defaults"),
+        ("defaults: {autonomy: yolo}\n", "defaults.autonomy", "'yolo' is not one of observe, advise, approve, act"),
+        ("defaults: {detectors: {no_such: {}}}\n", "defaults.detectors.no_such", "unknown detector 'no_such'"),
+        ("defaults: {kill_detectors: [doom]}\n", "defaults.kill_detectors", "unknown detector 'doom'; known: "),
+        (
+            "overrides: [{match: {team: a}, kill_detectors: [fan_uot]}]\n",
+            "overrides.0.kill_detectors",
+            "unknown detector 'fan_uot' (did you mean 'fan_out'?)",
+        ),
+        ("\x00\x01", "<file>", "not a YAML file"),
     ],
 )
 def test_every_error_names_where_it_is(tmp_path: Path, text: str, location: str, message: str) -> None:
@@ -83,3 +89,24 @@ def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "missing.yaml")
     assert caught.value.errors == [("<file>", "cannot read: No such file or directory")]
+
+
+def test_an_override_keeps_the_bounds_of_the_knobs_it_sets(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("overrides:\n  - match: {workflow: w}\n    detectors: {runaway_task: {warn_factor: 0.5}}\n")
+    with pytest.raises(ConfigError) as caught:  # it used to load, then fail when the engine resolved w
+        load_config(path)
+    assert caught.value.errors == [("overrides.0.detectors.runaway_task.warn_factor", "must be more than 1 (got 0.5)")]
+
+
+def test_resolution_says_which_overrides_applied_in_order(config_file: Path) -> None:
+    cfg = load_config(config_file)
+    assert cfg.resolve("default", "support", "triage").applied == (1, 0)  # team first, then workflow
+    assert cfg.resolve("default", "research", "billing").applied == ()
+
+
+def test_the_detectors_that_can_kill_are_the_default_kill_detectors() -> None:
+    from detectors.config import KILL_DETECTORS_DEFAULT
+    from detectors.registry import KILL_CAPABLE
+
+    assert set(KILL_DETECTORS_DEFAULT) == KILL_CAPABLE

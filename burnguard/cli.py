@@ -25,6 +25,7 @@ from burnguard.commands.common import (
     ConfigOption,
     console,
     load_or_exit,
+    print_config_error,
     settings_config,
     stream_settings,
 )
@@ -252,7 +253,7 @@ def alerter(
     try:
         config = load_alerting_config(settings.alerting_config_file)
     except ConfigError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_config_error(exc, "alerting", check=True)
         raise typer.Exit(2) from None
     try:
         run_alerter(settings, config, str(silences) if silences is not None else None)

@@ -3,11 +3,13 @@ turn a bad file or setting into a clear message and exit code 2."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from detectors.config import BurnguardConfig, ConfigError, load_config
 
@@ -30,10 +32,38 @@ def load_or_exit(config: Path | None) -> BurnguardConfig:
     try:
         return load_config(config)
     except ConfigError as exc:
-        console.print(
-            f"[red]error:[/] {exc}\nFix the file, then check it with [bold]burnguard config validate {config}[/]."
-        )
+        print_config_error(exc, "detectors", check=True)
         raise typer.Exit(2) from None
+
+
+def print_config_error(exc: ConfigError, kind: str | None = None, *, check: bool = False) -> None:
+    """A bad config file on stderr: one line when the file as a whole is wrong (unreadable, not
+    YAML, not a mapping), else a header and one ``location: message`` per error (wrapped to the
+    terminal, continuation lines indented); ``check`` adds the ``config validate`` command to run."""
+    path = escape(exc.path)
+    if len(exc.errors) == 1 and exc.errors[0][0].startswith(("<", "line ")):
+        loc, msg = exc.errors[0]
+        where = "" if loc in ("<file>", "<root>") else f" {loc}:"
+        console.print(f"[red]error:[/] {path}:{escape(where)} {escape(msg)}", soft_wrap=True)
+        return
+    what = f" ({kind} config)" if kind else ""
+    console.print(f"[red]error:[/] {path}: {len(exc.errors)} error(s){what}", soft_wrap=True)
+    for loc, msg in exc.errors:
+        print_item("  ", loc, msg)
+    if check:
+        console.print(f"Fix the file, then check it with [bold]burnguard config validate {path}[/].", soft_wrap=True)
+
+
+def print_item(prefix: str, loc: str, msg: str) -> None:
+    """``prefix loc: msg`` on stderr, wrapped to the terminal with the continuation lines indented."""
+    text = textwrap.fill(
+        f"{prefix}{loc}: {msg}",
+        width=max(console.width, 40),
+        subsequent_indent="      ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 def settings_config(settings: StreamSettings) -> BurnguardConfig:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from burnguard.commands.common import ConfigOption, console, settings_config, stream_settings
+from burnguard.commands.common import (
+    ConfigOption,
+    console,
+    print_config_error,
+    print_item,
+    settings_config,
+    stream_settings,
+)
 from detectors.config_file import ConfigError, read_yaml_mapping
 
 __all__ = ["Kind", "config_app", "detect_kind"]
@@ -66,38 +72,14 @@ def config_validate(
             warnings = config_warnings(cfg)
             summary = f"version {cfg.version}, {len(cfg.overrides)} override(s), {len(cfg.budgets)} budget(s)"
     except ConfigError as exc:
-        _print_errors(exc, kind)
+        print_config_error(exc, kind.value if kind is not None else None)
         raise typer.Exit(1) from None
     for loc, msg in warnings:
-        _item("warning: ", loc, msg)
+        print_item("warning: ", loc, msg)
     verdict = "valid" if not warnings else f"valid, {len(warnings)} warning(s)"
     console.print(f"[green]{escape(str(file))}: {verdict}[/] ({kind.value} config: {escape(summary)})", soft_wrap=True)
     if strict and warnings:
         raise typer.Exit(1)
-
-
-def _print_errors(exc: ConfigError, kind: Kind | None) -> None:
-    if len(exc.errors) == 1 and exc.errors[0][0].startswith(("<", "line ")):
-        loc, msg = exc.errors[0]  # the file as a whole: one line
-        where = "" if loc in ("<file>", "<root>") else f" {loc}:"
-        console.print(f"[red]error:[/] {escape(exc.path)}:{escape(where)} {escape(msg)}", soft_wrap=True)
-        return
-    what = f"{kind.value} config" if kind is not None else "config"
-    console.print(f"[red]{escape(exc.path)}: {len(exc.errors)} error(s)[/] ({what})", soft_wrap=True)
-    for loc, msg in exc.errors:
-        _item("  ", loc, msg)
-
-
-def _item(prefix: str, loc: str, msg: str) -> None:
-    """``prefix loc: msg``, wrapped to the terminal with the continuation lines indented."""
-    text = textwrap.fill(
-        f"{prefix}{loc}: {msg}",
-        width=max(console.width, 40),
-        subsequent_indent="      ",
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    console.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 def _count_routes(route: Any) -> int:

@@ -295,3 +295,22 @@ def test_every_knob_config_show_prints_is_documented_in_the_readme_with_its_defa
     assert not missing, f"knobs missing from the README's Configuration section: {missing}"
     wrong = {k: (documented[k], v) for k, v in expected.items() if v is not None and documented[k] != v}
     assert not wrong, f"README default differs from the code's (README, code): {wrong}"
+
+
+def test_every_command_that_reads_a_config_reports_it_the_same_way(tmp_path: Path) -> None:
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    events = write(tmp_path, "", "events.jsonl")
+    replay = runner.invoke(app, ["replay", str(events), "--out", str(tmp_path / "o.jsonl"), "--config", str(binary)])
+    assert replay.exit_code == 2, replay.output
+    says = f"error: {binary}: not a YAML file: byte 0 is not UTF-8 text (a binary file?)"
+    assert replay.output.strip().splitlines() == [says]
+    # the alerter: every error in one pass (the unknown receiver with a bad field), then what to run
+    bad = write(tmp_path, "route: {receiver: nobody, group_wait: soon}\nreceivers: [{name: oncall}]\n", "al.yaml")
+    alerter = runner.invoke(app, ["alerter"], env={"BURNGUARD_ALERTING_CONFIG": str(bad)})
+    assert alerter.exit_code == 2, alerter.output
+    out = " ".join(alerter.output.split())
+    assert "2 error(s) (alerting config)" in out, out
+    assert "route.receiver: unknown receiver 'nobody'; defined: oncall" in out
+    assert "route.group_wait: not a duration: 'soon'" in out
+    assert f"Fix the file, then check it with burnguard config validate {bad}." in out

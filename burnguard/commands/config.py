@@ -93,11 +93,13 @@ def config_show(
         str | None, typer.Option(help="Print the settings resolved for this workflow (with --team, --tenant).")
     ] = None,
     team: Annotated[str | None, typer.Option(help="The workflow's team (overrides matching a team).")] = None,
-    tenant: Annotated[str, typer.Option(help="The workflow's tenant (overrides matching a tenant).")] = "default",
+    tenant: Annotated[
+        str | None, typer.Option(help="The workflow's tenant (default: default, as for events without one).")
+    ] = None,
 ) -> None:
     """Print the effective configuration (defaults merged with the file) as YAML: the file given,
     else $BURNGUARD_CONFIG as the worker reads it, else the built-in defaults. Overrides show only
-    what they set. With --workflow (or --team), the settings in force for that one scope."""
+    what they set. With --workflow (or --team, --tenant), the settings in force for that one scope."""
     import yaml
 
     settings = stream_settings(config_file=str(config) if config is not None else None)
@@ -108,11 +110,12 @@ def config_show(
         else settings.config_file + ("" if config is not None else " (from BURNGUARD_CONFIG)")
     )
     lines = [f"# {source}"]
-    if workflow is None and team is None:
+    if workflow is None and team is None and tenant is None:
         doc = cfg.model_dump(mode="json", exclude={"overrides", "budgets"})
         doc["overrides"] = [o.model_dump(mode="json", exclude_unset=True) for o in cfg.overrides]
         doc["budgets"] = [b.model_dump(mode="json") for b in cfg.budgets]
     else:
+        tenant = tenant or "default"
         resolved = cfg.resolve(tenant, team, workflow)
         scope = {k: v for k, v in (("tenant", tenant), ("team", team), ("workflow", workflow)) if v is not None}
         applied = [

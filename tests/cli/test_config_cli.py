@@ -314,3 +314,49 @@ def test_every_command_that_reads_a_config_reports_it_the_same_way(tmp_path: Pat
     assert "route.receiver: unknown receiver 'nobody'; defined: oncall" in out
     assert "route.group_wait: not a duration: 'soon'" in out
     assert f"Fix the file, then check it with burnguard config validate {bad}." in out
+
+
+def _model_keys(model: type[Any], prefix: str = "") -> list[str]:
+    """Every key an alerting config may hold, ``receivers[].slack.channel``-style (a route's
+    ``routes`` and the matchers of inhibit rules are not walked into)."""
+    from pydantic import BaseModel
+
+    from alerting.config import RouteConfig
+    from alerting.matchers import Matchers
+
+    keys = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        inner = [a for a in (field.annotation, *getattr(field.annotation, "__args__", ())) if isinstance(a, type)]
+        sub = next((a for a in inner if issubclass(a, BaseModel)), None)
+        many = "tuple" in str(field.annotation)
+        if sub is None or (sub in (RouteConfig, Matchers) and prefix):
+            keys.append(key)
+        else:
+            keys += _model_keys(sub, f"{key}[]." if many and sub is not RouteConfig else f"{key}.")
+    return keys
+
+
+def test_every_alerting_key_is_documented_in_the_readme_with_its_default() -> None:
+    from alerting.config import AlertingConfig, parse_duration
+    from alerting.routing import RouteTree
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### The alerting stage on Kafka") : text.index("## The kill switch")]
+    documented = {k: d.strip() for k, d in re.findall(r"^\| `([^`]+)` \|([^|]*)\|", section, flags=re.MULTILINE)}
+    keys = _model_keys(AlertingConfig)
+    assert "receivers[].slack.channel" in keys and "route.group_wait" in keys and "retry.max_elapsed_s" in keys
+    missing = sorted(set(keys) - set(documented))
+    assert not missing, f"alerting keys missing from the README's alerting section: {missing}"
+    root = RouteTree(AlertingConfig().route).root
+    defaults: dict[str, Any] = dict(_leaves(AlertingConfig().model_dump(mode="json", exclude={"route", "links"})))
+    defaults.update({f"route.{k}": getattr(root, k) for k in ("group_wait", "group_interval", "repeat_interval")})
+    defaults.update({"route.receiver": root.receiver, "route.group_by": list(root.group_by)})
+    for key, value in defaults.items():
+        if key not in documented:
+            continue
+        cell = documented[key]
+        if key in ("dedup_ttl",) or (key.startswith("route.") and isinstance(value, float)):
+            assert parse_duration(cell) == value, (key, cell, value)
+        else:
+            assert cell == _fmt(value), (key, cell, value)

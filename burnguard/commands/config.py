@@ -122,10 +122,9 @@ def config_show(
             {"override": i, "match": cfg.overrides[i].match.model_dump(mode="json", exclude_none=True)}
             for i in resolved.applied
         ]
-        lines.append(
-            "# settings for " + ", ".join(f"{k} {v}" for k, v in scope.items()) + ": "
-            + (f"the defaults, then {len(applied)} override(s), least specific first" if applied else "the defaults")
-        )
+        lines.append("# settings resolved for " + ", ".join(f"{k} {v}" for k, v in scope.items()))
+        order = ", ".join(f"overrides.{i}" for i in resolved.applied)
+        lines.append(f"# the defaults, then {order} (least specific first)" if applied else "# the defaults alone")
         if settings.autonomy:
             lines.append(f"# BURNGUARD_AUTONOMY={settings.autonomy} overrides the autonomy of every workflow")
         levels: list[tuple[str, str | None, str | None]] = [(tenant, None, None)]

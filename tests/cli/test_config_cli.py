@@ -241,6 +241,7 @@ def test_show_workflow_prints_the_settings_resolved_for_it(tmp_path: Path) -> No
         {"override": 0, "match": {"team": "payments"}},
         {"override": 1, "match": {"workflow": "support-triage"}},
     ]
+    assert "\n# the defaults, then overrides.0, overrides.1 (least specific first)\n" in text
     assert doc["autonomy"] == "act"  # the workflow override beats the team one
     assert doc["detectors"]["task_budget"]["ceiling_usd"] == 2.5
     assert doc["detectors"]["runaway_task"]["critical_factor"] == 6  # from defaults
@@ -248,7 +249,7 @@ def test_show_workflow_prints_the_settings_resolved_for_it(tmp_path: Path) -> No
     assert [b["name"] for b in doc["budgets"]] == ["payments-daily"]
     code, text, doc = show("--config", str(path), "--workflow", "billing", "--team", "research")
     assert doc["overrides_applied"] == [] and doc["autonomy"] == "advise"
-    assert "# settings for tenant default, team research, workflow billing: the defaults" in text
+    assert "# settings resolved for tenant default, team research, workflow billing\n# the defaults alone\n" in text
 
 
 def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:

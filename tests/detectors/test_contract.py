@@ -126,3 +126,22 @@ def test_does_not_learn_from_its_own_anomalies(
         last_fired = [a for a in found if a.detector == name and a.status is AnomalyStatus.FIRING]
     assert last_fired, f"{name} stopped flagging the spike after seeing it 5 times: it learned its anomalies"
     assert any(a.severity in (Severity.WARNING, Severity.CRITICAL) for a in last_fired)
+
+
+def test_only_the_detectors_said_to_kill_ever_kill(
+    scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    """``config validate`` warns that naming another detector in ``kill_detectors`` has no effect:
+    with every detector allowed to kill, in ``act``, a kill comes only from ``KILL_CAPABLE``."""
+    from detectors.config import BurnguardConfig
+    from detectors.registry import KILL_CAPABLE
+
+    name, warmup, spike = scenario
+    config = BurnguardConfig.model_validate({"defaults": {"autonomy": "act", "kill_detectors": list(PARAMS)}})
+    engine, found = _run(warmup, Engine(config=config, clock=lambda: 1.8e9))
+    _, more = _run(spike, engine)
+    found += more + _finish(engine, warmup + spike)
+    killers = {a.detector for a in found if a.action.value == "kill"}
+    assert killers <= KILL_CAPABLE, killers - KILL_CAPABLE
+    if name in ("task_budget", "runaway_task"):
+        assert name in killers  # the scenario's spike is critical: the test can see a kill

@@ -361,3 +361,21 @@ def test_every_alerting_key_is_documented_in_the_readme_with_its_default() -> No
             assert parse_duration(cell) == value, (key, cell, value)
         else:
             assert cell == _fmt(value), (key, cell, value)
+
+
+def _readme_yaml(after: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```yaml\n", text.index(after)) + len("```yaml\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_example_configs_are_valid_without_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BURNGUARD_SLACK_TOKEN", "xoxb-test")
+    monkeypatch.setenv("BURNGUARD_PD_ROUTING_KEY", "R0UT1NG")
+    detectors = write(tmp_path, _readme_yaml("### Configuration"), "detectors.yaml")
+    assert validate(detectors, "--strict") == (
+        0,
+        f"{detectors}: valid (detectors config: version 2026-11-23.1, 2 override(s), 1 budget(s))",
+    )
+    alerting = write(tmp_path, _readme_yaml("To run it against a real Slack workspace"), "alerting.yaml")
+    assert validate(alerting, "--strict") == (0, f"{alerting}: valid (alerting config: 2 receiver(s), 2 route(s))")

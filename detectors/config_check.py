@@ -42,10 +42,34 @@ def config_warnings(cfg: BurnguardConfig) -> list[tuple[str, str]]:
                         (
                             f"{where}.{key}",
                             f"has no effect: autonomy for {_named(override.match)} is {autonomy.value}, "
-                            "which never kills (approve or act do)",
+                            "which never kills (unless --autonomy says approve or act)",
                         )
                     )
         out += _disabled_knobs(f"{where}", override.detectors, settings)
+    return out + _shadowed(cfg.overrides)
+
+
+def _shadowed(overrides: tuple[Override, ...]) -> list[tuple[str, str]]:
+    """Settings a later override with the same ``match`` sets again: the later one always wins."""
+    out = []
+    for i, earlier in enumerate(overrides):
+        mine = _flat(earlier.model_dump(exclude={"match"}, exclude_none=True))
+        for j in range(i + 1, len(overrides)):
+            if overrides[j].match != earlier.match:
+                continue
+            again = sorted(mine & _flat(overrides[j].model_dump(exclude={"match"}, exclude_none=True)))
+            out += [(f"overrides.{i}.{key}", f"never takes effect: overrides.{j} has the same match and sets it too")
+                    for key in again]
+            mine -= set(again)
+    return out
+
+
+def _flat(value: dict[str, object], prefix: str = "") -> set[str]:
+    """The dotted paths of the leaves of a nested mapping."""
+    out: set[str] = set()
+    for key, item in value.items():
+        path = f"{prefix}{key}"
+        out |= _flat(item, f"{path}.") if isinstance(item, dict) else {path}
     return out
 
 

@@ -105,6 +105,18 @@ def test_validate_warns_about_what_never_takes_effect_and_strict_fails(tmp_path:
     assert validate(path, "--strict")[0] == 1
 
 
+def test_a_setting_a_later_override_with_the_same_match_sets_again_is_a_warning(tmp_path: Path) -> None:
+    text = (
+        "overrides:\n  - match: {team: a}\n    autonomy: approve\n    detectors: {fan_out: {min_depth: 4}}\n"
+        "  - match: {team: b}\n    autonomy: observe\n"
+        "  - match: {team: a}\n    autonomy: act\n    detectors: {fan_out: {min_depth: 5, depth_margin: 1}}\n"
+    )
+    code, out = validate(write(tmp_path, text))
+    assert code == 0 and "valid, 2 warning(s)" in out, out
+    assert "warning: overrides.0.autonomy: never takes effect: overrides.2 has the same match and sets it too" in out
+    assert "warning: overrides.0.detectors.fan_out.min_depth: never takes effect: overrides.2" in out
+
+
 def test_autonomy_act_by_default_with_nothing_able_to_kill_is_a_warning(tmp_path: Path) -> None:
     code, out = validate(write(tmp_path, "defaults:\n  autonomy: act\n  kill_detectors: [cost_shift]\n"))
     assert code == 0

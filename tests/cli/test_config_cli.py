@@ -391,3 +391,17 @@ def test_the_readme_example_configs_are_valid_without_warnings(tmp_path: Path, m
     )
     alerting = write(tmp_path, _readme_yaml("To run it against a real Slack workspace"), "alerting.yaml")
     assert validate(alerting, "--strict") == (0, f"{alerting}: valid (alerting config: 2 receiver(s), 2 route(s))")
+
+
+def test_the_readme_shows_what_config_validate_prints(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```\nerror: bad.yaml:", text.index("### Configuration")) + len("```\n")
+    shown = " ".join(text[start : text.index("```", start)].split())
+    bad = write(
+        tmp_path,
+        "defaults:\n  autonomy: acts\noverrides:\n  - match: {team: t}\n    kill_detectors: [runaway]\n"
+        "  - match: {workflow: w}\n    detectors: {task_budget: {ceiling_usd: -1}}\n",
+        "bad.yaml",
+    )
+    code, out = validate(bad)
+    assert code == 1 and out == shown.replace("bad.yaml", str(bad)), (out, shown)

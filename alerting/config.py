@@ -47,6 +47,7 @@ __all__ = [
     "RouteConfig",
     "SlackReceiver",
     "SlackSettings",
+    "default_alerting_config",
     "load_alerting_config",
     "parse_duration",
 ]
@@ -208,8 +209,30 @@ class AlertingConfig(_Strict):
         return next(r for r in self.receivers if r.name == name)
 
 
+def default_alerting_config() -> AlertingConfig:
+    """The built-in routing: warnings post to Slack (grouped for 30 s), critical findings page
+    PagerDuty and post to Slack at once (``group_wait`` 0: a kill halts its task within seconds, and
+    the resolution that follows must not hide the kill).
+
+    Its receivers, named ``slack`` and ``pagerduty`` for the channel each stands for, have no
+    channel settings: nothing leaves the machine, the console receiver prints what would be sent.
+    """
+    critical = {"match": {"severity": "critical"}, "group_wait": 0}
+    return AlertingConfig(
+        route=RouteConfig(
+            receiver="slack",
+            routes=(
+                RouteConfig.model_validate({**critical, "receiver": "pagerduty", "continue": True}),
+                RouteConfig.model_validate({**critical, "receiver": "slack"}),
+            ),
+        ),
+        receivers=(ReceiverConfig(name="slack"), ReceiverConfig(name="pagerduty")),
+    )
+
+
 def load_alerting_config(path: str | Path | None) -> AlertingConfig:
-    """Read and validate the alerting YAML; ``None`` gives the built-in console-only config."""
+    """Read and validate the alerting YAML; ``None`` gives the built-in dry run
+    (:func:`default_alerting_config`)."""
     if path is None:
-        return AlertingConfig()
+        return default_alerting_config()
     return load_yaml_model(path, AlertingConfig, "route, receivers, …")

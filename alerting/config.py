@@ -210,20 +210,21 @@ class AlertingConfig(_Strict):
 
 
 def default_alerting_config() -> AlertingConfig:
-    """The built-in routing: warnings post to Slack (grouped for 30 s), critical findings page
-    PagerDuty and post to Slack at once (``group_wait`` 0: a kill halts its task within seconds, and
-    the resolution that follows must not hide the kill).
+    """The built-in routing: every finding posts to Slack (grouped: ``group_wait`` 30 s), and
+    critical ones page PagerDuty at once (``group_wait`` 0: a kill halts its task within seconds,
+    and the resolution that follows must not hide the kill from on-call).
 
     Its receivers, named ``slack`` and ``pagerduty`` for the channel each stands for, have no
     channel settings: nothing leaves the machine, the console receiver prints what would be sent.
     """
-    critical = {"match": {"severity": "critical"}, "group_wait": 0}
     return AlertingConfig(
         route=RouteConfig(
             receiver="slack",
             routes=(
-                RouteConfig.model_validate({**critical, "receiver": "pagerduty", "continue": True}),
-                RouteConfig.model_validate({**critical, "receiver": "slack"}),
+                RouteConfig.model_validate(
+                    {"match": {"severity": "critical"}, "receiver": "pagerduty", "group_wait": 0, "continue": True}
+                ),
+                RouteConfig(receiver="slack"),  # every finding, critical ones included, in one Slack thread
             ),
         ),
         receivers=(ReceiverConfig(name="slack"), ReceiverConfig(name="pagerduty")),

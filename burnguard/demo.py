@@ -223,9 +223,9 @@ def run_demo(
     stats = run.engine.stats
     resolved = sum(1 for a in run.anomalies if a.status is AnomalyStatus.RESOLVED)
     console.print(
-        f"{run.events:,} events, ${stats.spend_usd:,.2f} spent, {stats.anomalies} anomalies fired and {resolved} "
-        f"resolved, {len(run.kills)} kills, ${run.saved_usd:,.2f} never spent thanks to kills; "
-        f"{time.monotonic() - started:.1f} s."
+        f"{run.events:,} events, ${stats.spend_usd:,.2f} spent; {stats.anomalies} anomalies fired, {resolved} resolved "
+        f"({time.monotonic() - started:.1f} s).\n"
+        f"{len(run.kills)} kills: ${run.saved_usd:,.2f} never spent thanks to them."
     )
     verdict = (
         "[green]every incident detected, no false kill[/]"

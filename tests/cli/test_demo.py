@@ -140,7 +140,7 @@ def test_demo_config_scores_another_configuration(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1, result.output  # the traffic flood, seen by burn_rate alone, is missed
     assert re.search(r"traffic flood[^\n]*│ MISSED", result.output), result.output
-    assert "autonomy from the config" in result.output and " 0 kills" in result.output  # the file's autonomy
+    assert "autonomy from the config" in result.output and "\n0 kills:" in result.output  # the file's autonomy
     assert "an incident was missed" in result.output
 
 

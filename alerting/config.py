@@ -50,6 +50,7 @@ __all__ = [
     "SlackReceiver",
     "SlackSettings",
     "alerting_problems",
+    "default_alerting_config",
     "load_alerting_config",
     "parse_duration",
 ]
@@ -250,8 +251,31 @@ def _items(value: Any) -> list[Any]:
 ALERTING_KEYS = ("route", "receivers", "inhibit_rules", "slack", "pagerduty", "retry", "dedup_ttl", "links")
 
 
+def default_alerting_config() -> AlertingConfig:
+    """The built-in routing: every finding posts to Slack (grouped: ``group_wait`` 30 s), and
+    critical ones page PagerDuty at once (``group_wait`` 0: a kill halts its task within seconds,
+    and the resolution that follows must not hide the kill from on-call).
+
+    Its receivers, named ``slack`` and ``pagerduty`` for the channel each stands for, have no
+    channel settings: nothing leaves the machine, the console receiver prints what would be sent.
+    """
+    return AlertingConfig(
+        route=RouteConfig(
+            receiver="slack",
+            routes=(
+                RouteConfig.model_validate(
+                    {"match": {"severity": "critical"}, "receiver": "pagerduty", "group_wait": 0, "continue": True}
+                ),
+                RouteConfig(receiver="slack"),  # every finding, critical ones included, in one Slack thread
+            ),
+        ),
+        receivers=(ReceiverConfig(name="slack"), ReceiverConfig(name="pagerduty")),
+    )
+
+
 def load_alerting_config(path: str | Path | None) -> AlertingConfig:
-    """Read and validate the alerting YAML; ``None`` gives the built-in console-only config."""
+    """Read and validate the alerting YAML; ``None`` gives the built-in dry run
+    (:func:`default_alerting_config`)."""
     if path is None:
-        return AlertingConfig()
+        return default_alerting_config()
     return load_yaml_model(path, AlertingConfig, ", ".join(ALERTING_KEYS), problems=alerting_problems)

@@ -69,8 +69,10 @@ class AlertPipeline:
         labels = labels_of(anomaly)
         firing = anomaly.status is AnomalyStatus.FIRING
         took = False
+        keys: set[str] = set()
         for route in self.tree.match(labels):
             key, group_labels = group_key(route, labels)
+            keys.add(key)
             group = self.groups.get(key)
             current = group.alerts.get(anomaly.anomaly_id) if group else None
             if current is not None and _stale(current, anomaly):
@@ -92,6 +94,14 @@ class AlertPipeline:
                 continue
             group.alerts[anomaly.anomaly_id] = anomaly
             took = True
+        if not firing:
+            # an episode that escalated may now match other routes (``severity: critical``): its
+            # resolution also closes the groups that hold an earlier state, or they fire forever
+            for key in [k for k, g in self.groups.items() if k not in keys and anomaly.anomaly_id in g.alerts]:
+                group = self.groups[key]
+                if not _stale(group.alerts[anomaly.anomaly_id], anomaly):
+                    group.alerts[anomaly.anomaly_id] = anomaly
+                    took = True
         if took and firing:
             self.active.set_firing(anomaly.anomaly_id, labels)
         elif not firing:

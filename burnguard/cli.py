@@ -269,16 +269,29 @@ def demo(
     pace: Annotated[
         float, typer.Option(help="Seconds of wall time the live view spends (0: as fast as possible).")
     ] = 45.0,
-    autonomy: Annotated[Autonomy, typer.Option(help="Autonomy of every workflow in the demo.")] = Autonomy.ACT,
+    autonomy: Annotated[
+        Autonomy | None,
+        typer.Option(help="Autonomy of every workflow in the demo [default: act; with --config, the file's]."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)] = None,
     alerts: Annotated[
         bool, typer.Option("--alerts/--no-alerts", help="Print the Slack/PagerDuty notifications that would be sent.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Score this detector config (YAML, see README) on the demo's incidents.",
+            exists=True, dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """The whole job on an embedded fleet: simulate, detect, alert, kill, and score it."""
     from burnguard.demo import run_demo
 
-    ok = run_demo(hours=hours, seed=seed, pace_s=pace, autonomy=autonomy, out=out, alerts=alerts)
+    cfg = load_or_exit(config) if config is not None else None
+    if autonomy is None and cfg is None:
+        autonomy = Autonomy.ACT
+    ok = run_demo(hours=hours, seed=seed, pace_s=pace, autonomy=autonomy, out=out, alerts=alerts, config=cfg)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -14,32 +14,45 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
 
 from alerting import AlertPipeline, ConsoleReceiver, load_alerting_config
+from burnguard.demo_view import LiveView, day_time
 from burnguard.scorecard import Scorecard, score_run
-from detectors.config import Autonomy
+from detectors.config import Autonomy, BurnguardConfig
 from detectors.engine import Engine
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
-from schemas.timefmt import format_ts
 
 __all__ = ["DemoRun", "run_demo", "simulate_and_detect"]
 
-#: How long a kill takes to halt a simulated agent (command → listener → cancelled task).
+#: How long a kill takes to halt a simulated agent (command → listener → cancelled task), seconds.
 HALT_LATENCY_S = 1.0
+#: How long after the fleet's last event the alert preview runs its timers on, seconds.
+_ALERTS_AFTER_S = 3600.0
 
 
 class DemoRun:
-    """One pass of the fleet through the engine, halting killed tasks as their runtime would."""
+    """One pass of the fleet through the engine, halting killed tasks as their runtime would.
 
-    def __init__(self, *, hours: float, seed: int, autonomy: Autonomy, scale: float = 1.0) -> None:
+    ``config`` is the detector configuration (``None``: the built-in defaults); ``autonomy``, when
+    given, overrides every workflow's. ``anomalies`` holds everything the engine emitted, in order:
+    what :meth:`feed` and :meth:`finish` return, the resolutions of killed tasks included.
+    """
+
+    def __init__(
+        self,
+        *,
+        hours: float,
+        seed: int,
+        autonomy: Autonomy | None,
+        scale: float = 1.0,
+        config: BurnguardConfig | None = None,
+    ) -> None:
         from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator
 
         self.sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS)
-        self.engine = Engine(autonomy=autonomy)
+        self.engine = Engine(config, autonomy=autonomy)
         self.anomalies: list[Anomaly] = []
         self.kills: dict[str, float] = {}
         self.spent_by_root: dict[str, float] = {}
@@ -49,6 +62,8 @@ class DemoRun:
         self._incident_roots = {i.root_task_id for i in self.sim.incidents if i.root_task_id}
 
     def feed(self, event: dict[str, Any]) -> list[Anomaly]:
+        """Run one simulated event through the engine; return (and record) every anomaly it led to,
+        those of halting a killed task included."""
         root = event.get("root_task_id") or event["task_id"]
         self.sim_ts = float(event["ts"])
         killed_at = self.kills.get(root)
@@ -56,21 +71,29 @@ class DemoRun:
             self.saved_usd += float(event.get("cost_usd") or 0.0)
             return []
         self.events += 1
+        emitted = self._process(event)
+        if root in self._incident_roots:
+            self.spent_by_root[root] = self.spent_by_root.get(root, 0.0) + float(event.get("cost_usd") or 0.0)
+        i = 0
+        while i < len(emitted):  # a halt's own anomalies may kill again
+            anomaly = emitted[i]
+            if anomaly.action is Action.KILL and anomaly.scope.get("root_task_id"):
+                emitted.extend(self._halt(anomaly, event))
+            i += 1
+        self.anomalies.extend(emitted)
+        return emitted
+
+    def _process(self, event: dict[str, Any]) -> list[Anomaly]:
         found, reason = self.engine.process_obj(event)
         if reason is not None:
             raise RuntimeError(f"the simulator produced an invalid event: {reason}")
-        if root in self._incident_roots:
-            self.spent_by_root[root] = self.spent_by_root.get(root, 0.0) + float(event.get("cost_usd") or 0.0)
-        for anomaly in found:
-            if anomaly.action is Action.KILL and anomaly.scope.get("root_task_id"):
-                self._halt(anomaly, event)
-        self.anomalies.extend(found)
-        return found
+        return list(found)
 
-    def _halt(self, anomaly: Anomaly, event: dict[str, Any]) -> None:
+    def _halt(self, anomaly: Anomaly, event: dict[str, Any]) -> list[Anomaly]:
+        """The killed task reports ``outcome: killed``; return what the engine makes of it."""
         root = anomaly.scope["root_task_id"]
         if root in self.kills:
-            return
+            return []
         self.kills[root] = anomaly.ts
         finished = {
             "event_id": f"{root}#killed",
@@ -83,99 +106,126 @@ class DemoRun:
             "root_task_id": root,
             "outcome": "killed",
         }
-        self.anomalies.extend(self.engine.process_obj(finished)[0])
+        return self._process(finished)
+
+    def finish(self) -> list[Anomaly]:
+        """The fleet is over: let the engine's clock pass the lateness window; return (and record)
+        what that emits (the last resolutions)."""
+        emitted = list(self.engine.advance_to(self.engine.max_ts + self.engine.config.lateness_s))
+        self.anomalies.extend(emitted)
+        return emitted
+
+    def scorecard(self) -> Scorecard:
+        return score_run(self.sim.incidents, self.anomalies, self.spent_by_root)
 
     def close(self) -> Scorecard:
-        self.anomalies.extend(self.engine.advance_to(self.engine.max_ts + self.engine.config.lateness_s))
-        return score_run(self.sim.incidents, self.anomalies, self.spent_by_root)
+        self.finish()
+        return self.scorecard()
 
 
 def simulate_and_detect(
-    *, hours: float = 48.0, seed: int = 7, autonomy: Autonomy = Autonomy.ACT
+    *,
+    hours: float = 48.0,
+    seed: int = 7,
+    autonomy: Autonomy | None = Autonomy.ACT,
+    config: BurnguardConfig | None = None,
 ) -> tuple[DemoRun, Scorecard]:
     """The demo without a screen (for tests and benchmarks)."""
-    run = DemoRun(hours=hours, seed=seed, autonomy=autonomy)
+    run = DemoRun(hours=hours, seed=seed, autonomy=autonomy, config=config)
     for event in run.sim.events():
         run.feed(event)
     return run, run.close()
 
 
-def _view(run: DemoRun, recent: deque[Anomaly], wall_s: float) -> Group:
-    stats = run.engine.stats
-    hours = max(1e-9, (run.sim_ts - run.sim.start_ts) / 3600)
-    head = Table.grid(padding=(0, 3))
-    for _ in range(6):
-        head.add_column()
-    head.add_row(
-        f"[bold]fleet time[/] {format_ts(run.sim_ts)[:16]}",
-        f"[bold]events[/] {run.events:,}",
-        f"[bold]spend[/] ${stats.spend_usd:,.2f} (${stats.spend_usd / hours:,.2f}/h)",
-        f"[bold]live tasks[/] {run.engine.live_tasks:,}",
-        f"[bold]open anomalies[/] {len(run.engine.episodes.open)}",
-        f"[bold]kills[/] {len(run.kills)}  [green]saved ${run.saved_usd:,.2f}[/]",
-    )
-    table = Table(expand=True, title="latest anomalies", title_justify="left")
-    table.add_column("event time", no_wrap=True)
-    table.add_column("severity", no_wrap=True)
-    table.add_column("action", no_wrap=True)
-    table.add_column("summary", ratio=1)
-    style = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-    for a in list(recent)[::-1]:
-        status = "resolved" if a.status is AnomalyStatus.RESOLVED else a.severity.value
-        table.add_row(format_ts(a.ts)[11:19], f"[{style.get(status, 'green')}]{status}", a.action.value, a.summary)
-    return Group(Panel(head, title=f"burnguard demo — {wall_s:.0f} s"), table)
+class _AlertPreview:
+    """What would reach Slack and PagerDuty: the default alerting pipeline in event time, printed."""
+
+    def __init__(self, console: Console) -> None:
+        config = load_alerting_config(None)
+        self.pipeline = AlertPipeline(config)
+        self.receiver = ConsoleReceiver(console, config=config)
+
+    def take(self, anomalies: list[Anomaly], now: float) -> None:
+        for a in anomalies:
+            self.receiver.show(self.pipeline.process(a, now=max(now, a.ts)))
+        due = self.pipeline.next_flush_at()
+        if due is not None and due <= now:
+            self.receiver.show(self.pipeline.flush(now))
+
+    def drain(self, until: float) -> None:
+        """Run the grouping timers on to ``until`` (epoch seconds)."""
+        while (due := self.pipeline.next_flush_at()) is not None and due <= until:
+            self.receiver.show(self.pipeline.flush(due))
+
+    def still_firing(self) -> list[str]:
+        """The dedup keys of the groups notified as firing and never resolved (still open at the end)."""
+        return sorted(g.dedup_key for g in self.pipeline.groups.values() if g.log.firing)
 
 
 def run_demo(
-    *, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out: Path | None, alerts: bool = False
+    *,
+    hours: float,
+    seed: int,
+    pace_s: float,
+    autonomy: Autonomy | None,
+    out: Path | None,
+    alerts: bool = False,
+    config: BurnguardConfig | None = None,
 ) -> bool:
+    """The live demo; ``True`` when every incident was detected and no kill was wrong."""
     console = Console()
     live_screen = console.is_terminal
-    run = DemoRun(hours=hours, seed=seed, autonomy=autonomy)
-    # what would reach Slack and PagerDuty: the default alerting pipeline, printed by a console receiver
-    pipeline, receiver = AlertPipeline(load_alerting_config(None)), ConsoleReceiver(console)
+    run = DemoRun(hours=hours, seed=seed, autonomy=autonomy, config=config)
+    preview = _AlertPreview(console) if alerts else None
     span = max(1.0, hours * 3600)
+    shown = autonomy.value if autonomy is not None else "from the config" if config is not None else "default"
     console.print(
         f"[bold]burnguard demo[/]: {hours:g} h of a simulated fleet ({len(run.sim.incidents)} injected incidents), "
-        f"autonomy [bold]{autonomy.value}[/], no broker, no network."
+        f"autonomy [bold]{shown}[/], no broker, no network."
     )
-    recent: deque[Anomaly] = deque(maxlen=12)
+    recent: deque[Anomaly] = deque(maxlen=64)
     started = time.monotonic()
     sink = out.open("wb") if out else None
+
+    def emit(found: list[Anomaly]) -> None:
+        if preview is not None:
+            preview.take(found, run.sim_ts)
+        for a in found:
+            if a.severity is not Severity.INFO:
+                recent.append(a)
+            if sink is not None:
+                sink.write(a.to_json() + b"\n")
+            if not live_screen and a.status is AnomalyStatus.FIRING and a.severity is Severity.CRITICAL:
+                console.print(f"{day_time(a.ts)} [red]{a.severity.value}[/] {a.action.value}: {a.summary}")
+
     try:
-        live = Live(_view(run, recent, 0), console=console, refresh_per_second=4, transient=False)
+        live = Live(LiveView(run, recent, 0), console=console, refresh_per_second=4, transient=False)
         with live if live_screen else contextlib.nullcontext():
             for i, event in enumerate(run.sim.events()):
-                for a in run.feed(event):
-                    if alerts:
-                        receiver.show(pipeline.process(a, now=a.ts))
-                    if a.severity is not Severity.INFO:
-                        recent.append(a)
-                    if sink is not None:
-                        sink.write(a.to_json() + b"\n")
-                    if not live_screen and a.status is AnomalyStatus.FIRING and a.severity is Severity.CRITICAL:
-                        console.print(f"{format_ts(a.ts)} [red]{a.severity.value}[/] {a.action.value}: {a.summary}")
+                emit(run.feed(event))
                 if i % 2000 == 0:
                     if live_screen:
-                        live.update(_view(run, recent, time.monotonic() - started))
+                        live.update(LiveView(run, recent, time.monotonic() - started))
                     ahead = pace_s * (run.sim_ts - run.sim.start_ts) / span - (time.monotonic() - started)
                     if live_screen and ahead > 0:
                         time.sleep(min(ahead, 0.5))
-            scorecard = run.close()
-            if alerts:
-                receiver.show(pipeline.flush(run.sim_ts + 3600))
+            emit(run.finish())
+            if preview is not None:
+                preview.drain(run.sim_ts + _ALERTS_AFTER_S)
             if live_screen:
-                live.update(_view(run, recent, time.monotonic() - started))
+                live.update(LiveView(run, recent, time.monotonic() - started), refresh=True)
     finally:
         if sink is not None:
             sink.close()
-    console.print(scorecard.table())
-    for a in scorecard.false_alerts[:10]:
-        console.print(f"  [yellow]false alert[/] {a.detector} {a.severity.value}: {a.summary}")
+    scorecard = run.scorecard()
+    console.print(scorecard.table(console.width))
+    console.print(scorecard.false_alert_list())
     stats = run.engine.stats
+    resolved = sum(1 for a in run.anomalies if a.status is AnomalyStatus.RESOLVED)
     console.print(
-        f"{run.events:,} events, ${stats.spend_usd:,.2f} spent, {stats.anomalies} anomalies, {len(run.kills)} kills, "
-        f"${run.saved_usd:,.2f} never spent thanks to kills; {time.monotonic() - started:.1f} s."
+        f"{run.events:,} events, ${stats.spend_usd:,.2f} spent; {stats.anomalies} anomalies fired, {resolved} resolved "
+        f"({time.monotonic() - started:.1f} s).\n"
+        f"{len(run.kills)} kills: ${run.saved_usd:,.2f} never spent thanks to them."
     )
     verdict = (
         "[green]every incident detected, no false kill[/]"
@@ -183,8 +233,10 @@ def run_demo(
         else "[red]an incident was missed or a kill was wrong[/]"
     )
     console.print(verdict)
-    if alerts:
-        console.print(f"{len(receiver.sent)} notifications would have been sent to Slack and PagerDuty.")
+    if preview is not None:
+        console.print(f"{len(preview.receiver.sent)} notifications would have been sent to Slack and PagerDuty.")
+        if still := preview.still_firing():
+            console.print(f"Still firing when the fleet ended (no resolve sent yet): {', '.join(still)}")
     if out:
         console.print(f"anomalies written to {out}")
     return scorecard.ok

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rich.console import Console
 from rich.table import Table
 
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
 
-__all__ = ["IncidentScore", "Scorecard", "score_run"]
+__all__ = ["INCIDENT_NAMES", "IncidentScore", "Scorecard", "incident_name", "score_run"]
 
+#: How many false alerts the demo lists before "and N more".
+FALSE_ALERTS_LISTED = 20
 #: How long after an incident's end a finding still counts as about it (its effects linger).
 _AFTERMATH_S = 2 * 3600.0
 
@@ -64,31 +69,77 @@ class Scorecard:
     def ok(self) -> bool:
         return self.all_detected and not self.false_kills
 
-    def table(self) -> Table:
-        table = Table(title="Scorecard", title_justify="left")
+    def table(self, width: int = 80) -> Table:
+        """The scorecard, one row per incident, for a terminal ``width`` columns wide: names and
+        detectors on one line when that fits, one item per line otherwise; never a word cut."""
+        wide = self._table(one_line=True)
+        if Console(file=io.StringIO(), width=10_000).measure(wide).maximum <= width:
+            return wide
+        return self._table(one_line=False)
+
+    def _table(self, *, one_line: bool) -> Table:
+        table = Table(title="Scorecard", title_justify="left", caption_justify="left")
         table.add_column("incident", no_wrap=True)
         table.add_column("detected by", no_wrap=True)
         table.add_column("delay", justify="right", no_wrap=True)
         table.add_column("action", no_wrap=True)
-        table.add_column("spent /\nunchecked", justify="right", no_wrap=True)
-        table.add_column("saved", justify="right", no_wrap=True)
+        table.add_column("spent / unchecked", justify="right")
         for s in self.incidents:
             inc = s.incident
-            detected = "\n".join(sorted(s.detectors)) if s.detected else "[bold red]MISSED"
+            name, workflow = incident_name(inc), inc.scope.get("workflow")
+            if not one_line and workflow:
+                name = name.replace(f" ({workflow})", f"\n({workflow})")
+            detected = (", " if one_line else "\n").join(sorted(s.detectors)) if s.detected else "[bold red]MISSED"
             delay = _duration(s.delay_s) if s.delay_s is not None else "-"
             action = "killed" if s.kill else ("alerted" if s.detected else "-")
-            money = saved = "-"
+            money = ""
             if inc.cost_without_kill_usd is not None and s.spent_usd is not None:
                 money = f"${s.spent_usd:,.2f} / ${inc.cost_without_kill_usd:,.2f}"
-                pct = 100 * (1 - s.spent_usd / inc.cost_without_kill_usd) if inc.cost_without_kill_usd > 0 else 0
-                saved = f"{pct:.0f}%"
-            table.add_row(inc.kind, detected, delay, action, money, saved)
+                if inc.cost_without_kill_usd > 0:
+                    money += f"\n({100 * (1 - s.spent_usd / inc.cost_without_kill_usd):.0f}% saved)"
+            table.add_row(name, detected, delay, action, money)
         table.caption = (
-            "unchecked: what the incident's task would have spent with nobody to stop it\n"
-            f"false alerts (warning+ not explained by an incident): {len(self.false_alerts)}   "
-            f"false kills: {len(self.false_kills)}"
+            "unchecked: what the incident's task would have spent with nobody to stop it. "
+            f"False alerts (warning or worse, explained by no incident): {len(self.false_alerts)}"
+            f"{', listed below' if self.false_alerts else ''}; false kills: {len(self.false_kills)}."
         )
         return table
+
+    def false_alert_list(self, limit: int = FALSE_ALERTS_LISTED) -> Table:
+        """The false alerts in event order, one entry each, at most ``limit`` then "and N more"."""
+        shown = sorted(self.false_alerts, key=lambda a: a.ts)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column()
+        for a in shown[:limit]:
+            kill = " [bold red]kill[/]" if a.action is Action.KILL else ""
+            when = time.strftime("%b %d %H:%M", time.gmtime(a.ts))
+            grid.add_row("-", f"{when} [yellow]{a.detector} {a.severity.value}[/]{kill}: {a.summary}")
+        if len(shown) > limit:
+            grid.add_row("", f"and {len(shown) - limit} more (every anomaly is in [bold]--out FILE[/])")
+        return grid
+
+#: what the README calls each kind of incident
+INCIDENT_NAMES = {
+    "runaway_loop": "runaway loop",
+    "retry_storm": "retry storm",
+    "routing_regression": "routing regression",
+    "traffic_flood": "traffic flood",
+    "subagent_explosion": "sub-agent explosion",
+    "zombie_task": "zombie task",
+}
+
+
+def incident_name(incident: IncidentLike) -> str:
+    """An incident as the README names it: its kind in words and its workflow.
+
+    >>> from types import SimpleNamespace
+    >>> incident_name(SimpleNamespace(kind="runaway_loop", scope={"workflow": "code-fix"}))
+    'runaway loop (code-fix)'
+    """
+    name = INCIDENT_NAMES.get(incident.kind, incident.kind.replace("_", " "))
+    workflow = incident.scope.get("workflow")
+    return f"{name} ({workflow})" if workflow else name
 
 
 def _duration(seconds: float) -> str:

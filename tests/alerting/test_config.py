@@ -80,9 +80,9 @@ def test_unknown_receiver_and_inline_secret_are_refused() -> None:
         AlertingConfig.model_validate({"receivers": [{"name": "console", "slack": {"channel": "#x"}}]})
 
 
-def test_builtin_default_is_console_only() -> None:
-    cfg = load_alerting_config(None)
-    assert cfg.route.receiver == "console" and cfg.receiver("console").slack is None
+def test_builtin_default_is_a_dry_run() -> None:
+    cfg = load_alerting_config(None)  # its routing: tests/alerting/test_default_routing.py
+    assert all(r.slack is None and r.pagerduty is None for r in cfg.receivers)
 
 
 def test_checks_across_fields_are_reported_with_the_field_errors(tmp_path: Path) -> None:

@@ -70,13 +70,14 @@ def run_alerter(settings: StreamSettings, config: AlertingConfig, silences_path:
         level=settings.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s", force=True
     )
 
+    silences = SilenceStore(silences_path)  # a damaged file stops it here, before any connection
+
     async def main() -> None:
         await ensure_topics(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        silences = SilenceStore(silences_path)
         feed = SilenceFeed(settings, silences)
         await feed.start()  # the silences in force before the first anomaly is taken in
         alerter = Alerter(settings, config, silences=silences)

@@ -10,14 +10,14 @@ from typing import Any
 
 import orjson
 
+from burnguard.commands.lines import cut, fit_columns
 from schemas.timefmt import format_ts
 from streams.killswitch_proposals import short_ids
 from streams.killswitch_records import KillProposal, ProposalStatus
 
 __all__ = ["detail_lines", "list_lines", "status_of"]
 
-#: the narrowest reason worth printing on a line (characters); below it the column is left out
-MIN_REASON = 12
+#: the longest target shown on a line (characters; `kill show` gives it whole)
 MAX_TARGET = 32
 
 
@@ -34,11 +34,6 @@ def _when(ts: float, now: float | None = None) -> str:
     if now is not None and text[:10] == format_ts(now)[:10]:
         return text[11:16]
     return text[5:16].replace("T", " ")
-
-
-def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def _short_reason(p: KillProposal) -> str:
@@ -67,7 +62,7 @@ def list_lines(
     rows = [
         [
             ids.get(p.command_id, p.command_id),
-            _cut(p.target.key if one_scope else _target(p), MAX_TARGET),
+            cut(p.target.key if one_scope else _target(p), MAX_TARGET),
             str(p.anomaly.get("detector", "")),
             _when(p.proposed_at, now),
             *([status_of(p, now)] if with_status else []),
@@ -75,19 +70,8 @@ def list_lines(
         ]
         for p in shown
     ]
-    target = one_scope or "target"
-    header = ["id", target, "detector", "proposed", *(["status"] if with_status else []), "reason"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    fixed = sum(widths) + 2 * len(widths)
-    room = width - fixed
-    lines = []
-    for row in [header, *rows]:
-        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
-        line = "  ".join(cells)
-        if room >= MIN_REASON:
-            line += "  " + _cut(row[-1], room)
-        lines.append(line.rstrip()[:width])
-    return lines
+    header = ["id", one_scope or "target", "detector", "proposed", *(["status"] if with_status else []), "reason"]
+    return fit_columns(header, rows, width)
 
 
 def _value(value: Any) -> str:

@@ -201,16 +201,20 @@ def silence_list(
     if not shown:
         console.print("no silence in force" + ("" if expired else " (--expired also lists the ended ones)"))
         return
-    from rich.table import Table
+    from burnguard.commands.lines import fit_columns
 
-    table = Table("id", "matchers", "ends (UTC)", "by", "comment")
-    table.columns[0].no_wrap = True  # copied into `silence expire`: never cut
-    for s in shown:
-        ends = _when(s.ends_at).removesuffix(" UTC")[5:]
-        table.add_row(
-            s.silence_id, s.conditions(), ends + ("" if s.active(now) else " (ended)"), s.created_by, s.comment
-        )
-    Console().print(table)
+    rows = [
+        [
+            s.silence_id,
+            _when(s.ends_at).removesuffix(" UTC")[5:] + ("" if s.active(now) else " (ended)"),
+            s.created_by,
+            s.conditions(),
+            s.comment,
+        ]
+        for s in shown
+    ]
+    for line in fit_columns(["id", "ends UTC", "by", "matchers", "comment"], rows, Console().width):
+        typer.echo(line)
 
 
 @silence_app.command("expire")

@@ -109,3 +109,30 @@ def test_a_damaged_silences_file_is_one_line_not_a_traceback(tmp_path: Path) -> 
         line = said(done.stderr)
         assert f"the silences file {file} is damaged (it is not JSON): fix it or move it away" in line
         assert isinstance(done.exception, SystemExit) and "Traceback" not in done.output
+
+
+def test_an_alerter_given_a_damaged_silences_file_stops_with_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "silences.json"
+    file.write_text('[{"matchers": {}}]')
+    done = CliRunner().invoke(app, ["alerter", "--silences", str(file)], env=NO_STORE)
+    assert done.exit_code == 2, done.output
+    line = said(done.stderr)
+    assert line == f"error: the silences file {file} is damaged (it is not a list of silences): fix it or move it away"
+
+
+def test_silence_list_is_one_line_per_silence_at_80_and_120_columns(tmp_path: Path) -> None:
+    file = str(tmp_path / "silences.json")
+    comment = "deploy of the new retriever, expect retries while the index warms up; ask ana before extending"
+    ids = []
+    workflows = ("support-triage", "research-assistant-long-name", "sql-analyst")
+    for workflow in workflows:
+        args = ["silence", "add", "-m", f"workflow={workflow}", "--match-re", "severity=warning|info"]
+        added = CliRunner().invoke(app, [*args, "--by", "ana", "--comment", comment, "--file", file], env=NO_STORE)
+        ids.append(added.stdout.strip())
+    for columns in (80, 120):
+        listed = CliRunner().invoke(app, ["silence", "list", "--file", file], env={**NO_STORE, "COLUMNS": str(columns)})
+        lines = listed.stdout.splitlines()
+        assert len(lines) == 1 + len(ids) and all(len(line) <= columns for line in lines), lines
+        assert [line.split()[0] for line in lines[1:]] == ids  # whole, copyable into `silence expire`
+        assert all("severity=~warning|info" in line for line in lines[1:]) or columns == 80
+        assert all(f"workflow={w}" in line for w, line in zip(workflows, lines[1:], strict=True)) or columns == 80

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -22,6 +23,7 @@ from burnguard.commands.common import BootstrapOption, console, stream_settings
 if TYPE_CHECKING:
     from streams.killswitch_keys import KillKeys
     from streams.killswitch_records import KillProposal
+    from streams.settings import StreamSettings
 
 T = TypeVar("T")
 
@@ -53,7 +55,7 @@ def kill_list(
 
     settings = stream_settings(bootstrap=bootstrap)
     now = time.time()
-    proposals = _run(read_proposals(settings))
+    proposals = _run(read_proposals(settings), settings)
     shown = [
         p
         for p in sorted(proposals.values(), key=lambda p: (p.proposed_at, p.command_id))
@@ -76,7 +78,8 @@ def kill_show(
     from burnguard.commands.kill_view import detail_lines
     from streams.killswitch_proposals import DecisionError, find_proposal, read_proposals
 
-    proposals = _run(read_proposals(stream_settings(bootstrap=bootstrap)))
+    settings = stream_settings(bootstrap=bootstrap)
+    proposals = _run(read_proposals(settings), settings)
     try:
         proposal = find_proposal(proposals, command_id)
     except DecisionError as exc:
@@ -124,17 +127,24 @@ def _decide(
 
     settings = stream_settings(bootstrap=bootstrap)
     try:
-        return _run(decide(settings, command_id, approve, _who(by), keys))
+        return _run(decide(settings, command_id, approve, _who(by), keys), settings)
     except DecisionError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    from aiokafka.errors import KafkaError
+def _run(coro: Coroutine[Any, Any, T], settings: StreamSettings) -> T:
+    """Run one Kafka exchange; a broker that does not answer is one line saying what to do."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
+    from streams.topics import unreachable_message
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors are said below, once
     try:
         return asyncio.run(coro)
-    except (OSError, TimeoutError, KafkaError) as exc:
-        console.print(f"[red]error:[/] cannot reach Kafka: {type(exc).__name__}: {exc}")
+    except (KafkaConnectionError, OSError) as exc:
+        console.print(f"[red]error:[/] {unreachable_message(settings, exc)}")
+        raise typer.Exit(1) from None
+    except (TimeoutError, KafkaError) as exc:
+        console.print(f"[red]error:[/] Kafka at {settings.bootstrap} did not answer: {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None

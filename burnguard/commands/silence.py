@@ -10,6 +10,7 @@ with ``--silences FILE`` or for offline use. With neither they say so and exit 2
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import time
 from collections.abc import Coroutine
@@ -82,6 +83,7 @@ def _run_kafka(coro: Coroutine[Any, Any, T]) -> T:
 
     from streams.topics import BrokerUnreachable
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors are said below, once
     try:
         return asyncio.run(coro)
     except BrokerUnreachable as exc:

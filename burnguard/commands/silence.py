@@ -170,7 +170,9 @@ def silence_add(
     now = time.time()
     try:
         matchers = Matchers(match=_matchers(match, "--match"), match_re=_matchers(match_re, "--match-re"))
-        seconds = parse_duration(duration)
+        seconds = parse_duration(float(duration) if duration.strip().replace(".", "", 1).isdigit() else duration)
+        if seconds <= 0:
+            raise ValueError(f"{duration!r} is no time: a silence lasts more than 0 seconds, e.g. 30m or 2h")
         silence = Silence(matchers=matchers, starts_at=now, ends_at=now + seconds, created_by=_who(by), comment=comment)
     except ValidationError as exc:
         console.print(f"[red]error:[/] {sentences(exc)}")

@@ -136,3 +136,20 @@ def test_silence_list_is_one_line_per_silence_at_80_and_120_columns(tmp_path: Pa
         assert [line.split()[0] for line in lines[1:]] == ids  # whole, copyable into `silence expire`
         assert all("severity=~warning|info" in line for line in lines[1:]) or columns == 80
         assert all(f"workflow={w}" in line for w, line in zip(workflows, lines[1:], strict=True)) or columns == 80
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "error: a silence needs at least one matcher (it would mute everything)"),
+        (["-m", "workflow=w", "--duration", "0"], "error: --duration: '0' is no time: a silence lasts more than 0"),
+        (["-m", "workflow=w", "--duration", "soon"], "error: --duration: not a duration: 'soon'"),
+    ],
+)
+def test_a_silence_that_would_mute_everything_or_nothing_is_refused(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    file = tmp_path / "silences.json"
+    done = CliRunner().invoke(app, ["silence", "add", *args, "--file", str(file)], env=NO_STORE)
+    assert done.exit_code == 2 and said(done.stderr).startswith(expected), done.output
+    assert not file.exists()

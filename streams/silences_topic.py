@@ -134,7 +134,7 @@ class SilenceFeed:
         self._tps: list[TopicPartition] = []
 
     async def start(self, timeout_s: float = 20.0) -> None:
-        self._tps = await _partitions(self.settings, timeout_s)
+        self._tps = await _partitions(self.settings, timeout_s, create=True)
         await self.consumer.start()
         if not self._tps:
             return

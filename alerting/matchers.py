@@ -16,13 +16,23 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from schemas.anomaly import SCOPE_KEYS, Anomaly
+from detectors.registry import PARAMS
+from schemas.anomaly import SCOPE_KEYS, Action, Anomaly, AnomalyStatus, Severity
 
-__all__ = ["LABEL_NAMES", "Matchers", "labels_of"]
+__all__ = ["KNOWN_VALUES", "LABEL_NAMES", "Matchers", "labels_of"]
 
 LABEL_NAMES: tuple[str, ...] = (*SCOPE_KEYS, "detector", "severity", "action", "metric", "status")
+#: the values an enumerated label can take: a matcher that none of them satisfies can never match.
+#: Detectors: the registry's, the engine's ``unpriced_model`` notice and the kill switch's
+#: ``kill_unacknowledged`` escalation (streams.killswitch_records.ESCALATION_DETECTOR).
+KNOWN_VALUES: dict[str, tuple[str, ...]] = {
+    "severity": tuple(s.value for s in Severity),
+    "action": tuple(a.value for a in Action),
+    "status": tuple(s.value for s in AnomalyStatus),
+    "detector": (*PARAMS, "unpriced_model", "kill_unacknowledged"),
+}
 
 
 def labels_of(anomaly: Anomaly) -> dict[str, str]:
@@ -41,8 +51,28 @@ def labels_of(anomaly: Anomaly) -> dict[str, str]:
 def _known(names: dict[str, str]) -> dict[str, str]:
     unknown = sorted(set(names) - set(LABEL_NAMES))
     if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; known: {list(LABEL_NAMES)}")
+        which = "labels" if len(unknown) > 1 else "label"
+        raise ValueError(f"unknown {which} {', '.join(unknown)}: the labels are {', '.join(LABEL_NAMES)}")
     return names
+
+
+def never_matching(match: dict[str, str], match_re: dict[str, str]) -> list[str]:
+    """A sentence for each condition on an enumerated label that none of its values satisfies.
+
+    >>> never_matching({"severity": "high"}, {})
+    ['severity=high can never match: severity is one of info, warning, critical']
+    >>> never_matching({}, {"action": "page|halt"})
+    ['action=~page|halt can never match: action is one of none, alert, kill']
+    """
+    found = []
+    for name, value in match.items():
+        if name in KNOWN_VALUES and value not in KNOWN_VALUES[name]:
+            found.append(f"{name}={value} can never match: {name} is one of {', '.join(KNOWN_VALUES[name])}")
+    for name, pattern in match_re.items():
+        known = KNOWN_VALUES.get(name)
+        if known and not any(re.fullmatch(pattern, v) for v in known):
+            found.append(f"{name}=~{pattern} can never match: {name} is one of {', '.join(known)}")
+    return found
 
 
 class Matchers(BaseModel):
@@ -65,8 +95,15 @@ class Matchers(BaseModel):
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"match_re.{name}: not a regular expression ({exc})") from None
+                raise ValueError(f"{name}=~{pattern} is not a regular expression ({exc})") from None
         return value
+
+    @model_validator(mode="after")
+    def _can_match(self) -> Matchers:
+        problems = never_matching(self.match, self.match_re)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @cached_property
     def _compiled(self) -> tuple[tuple[str, re.Pattern[str]], ...]:

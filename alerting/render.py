@@ -54,6 +54,8 @@ def action_line(anomaly: Anomaly) -> str:
         return f"killed: the {anomaly.evidence.get('kill_scope', 'task')} was halted by burnguard"
     if anomaly.evidence.get("kill_proposed"):
         return f"kill proposed — approve with: {approve_command(anomaly)}"
+    if anomaly.evidence.get("kill_proposal"):  # a later finding on a task whose kill is proposed
+        return f"kill already proposed for this task — see: burnguard kill show {anomaly.evidence['kill_proposal']}"
     if anomaly.action is Action.ALERT:
         return "alerted (no automatic action)"
     return "recorded (observe only)"

@@ -1,14 +1,18 @@
-"""Silences: time-limited mutes matched like routes, persisted to a JSON file.
+"""Silences: time-limited mutes matched like routes, kept on the compacted silences topic (what
+every ``burnguard alerter`` follows) or, offline, in a JSON file.
 
-``burnguard silence add|list|expire`` edits the file; a running pipeline calls
-:meth:`SilenceStore.refresh` (cheap: it rereads only when the file changed). A silence mutes the
-firing anomalies it matches between ``starts_at`` and ``ends_at``; they are still grouped, so when
-the silence ends before they resolve, the next group tick notifies them.
+``burnguard silence add|list|expire`` writes the topic (streams.silences_topic) when a broker is
+configured, or the file given with ``--file``. The alerter applies each topic record with
+:meth:`SilenceStore.apply` as it arrives; a file is reread by :meth:`SilenceStore.refresh` (cheap:
+only when it changed). A silence mutes the firing anomalies it matches between ``starts_at`` and
+``ends_at``; they are still grouped, so when the silence ends before they resolve, the next group
+tick notifies them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -17,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerting.matchers import Matchers
 
-__all__ = ["Silence", "SilenceStore"]
+__all__ = ["Silence", "SilenceStore", "SilencesFileError"]
+
+log = logging.getLogger("burnguard.alerting")
+
+
+class SilencesFileError(ValueError):
+    """The silences file cannot be read or written; the message says which file and why."""
 
 
 class Silence(BaseModel):
@@ -41,37 +51,83 @@ class Silence(BaseModel):
     def active(self, now: float) -> bool:
         return self.starts_at <= now < self.ends_at
 
+    def ended(self, now: float) -> Silence:
+        """This silence ending at ``now`` (epoch seconds), or unchanged if it ended before."""
+        return self.model_copy(update={"ends_at": min(self.ends_at, max(now, self.starts_at + 1e-3))})
+
+    def conditions(self) -> str:
+        """The matchers as typed on the command line: ``workflow=x severity=~warning|info``."""
+        parts = [f"{k}={v}" for k, v in self.matchers.match.items()]
+        return " ".join(parts + [f"{k}=~{v}" for k, v in self.matchers.match_re.items()])
+
 
 class SilenceStore:
-    """The silences, in memory and (when ``path`` is given) in a JSON file written atomically."""
+    """The silences: those of the file (``silences``; written atomically when ``path`` is given)
+    and those applied from the silences topic (``remote``); both are obeyed."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.silences: dict[str, Silence] = {}
+        self.remote: dict[str, Silence] = {}
         self._mtime: float | None = None
-        self.refresh()
+        self._started = False
+        self.refresh()  # a bad file at the start is an error; later, the last good read stands
+        self._started = True
 
     def refresh(self) -> None:
-        """Reread the file if it changed since the last read."""
+        """Reread the file if it changed since the last read; :class:`SilencesFileError` if it
+        cannot be read or is not a list of silences."""
         if self.path is None or not self.path.exists():
             return
-        mtime = self.path.stat().st_mtime
-        if mtime == self._mtime:
+        try:
+            mtime = self.path.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            raw = json.loads(self.path.read_text(encoding="utf-8") or "[]")
+            if not isinstance(raw, list):
+                raise ValueError("it holds no list")
+            silences = [Silence.model_validate(item) for item in raw]
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, not a list, a silence not valid
+            if isinstance(exc, OSError):
+                error = SilencesFileError(f"cannot read the silences file {self.path}: {exc.strerror or exc}")
+            else:
+                reason = (
+                    "it is not JSON"
+                    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError)
+                    else "it is not a list of silences"
+                )
+                error = SilencesFileError(
+                    f"the silences file {self.path} is damaged ({reason}): fix it or move it away"
+                )
+            if not self._started:
+                raise error from None
+            log.warning("%s; the silences read before stay in force", error)
+            self._mtime = mtime if isinstance(exc, ValueError) else self._mtime
             return
-        raw = json.loads(self.path.read_text(encoding="utf-8") or "[]")
-        self.silences = {s.silence_id: s for s in (Silence.model_validate(item) for item in raw)}
+        self.silences = {s.silence_id: s for s in silences}
         self._mtime = mtime
 
     def _save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(
-            json.dumps([s.model_dump(mode="json") for s in self.silences.values()], indent=2), encoding="utf-8"
-        )
-        os.replace(tmp, self.path)
-        self._mtime = self.path.stat().st_mtime
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(
+                json.dumps([s.model_dump(mode="json") for s in self.silences.values()], indent=2), encoding="utf-8"
+            )
+            os.replace(tmp, self.path)
+            self._mtime = self.path.stat().st_mtime
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise SilencesFileError(f"cannot write the silences file {self.path}: {exc.strerror or exc}") from None
+
+    def apply(self, silence: Silence) -> None:
+        """A silence read from the silences topic (a newer record of an id replaces the older)."""
+        self.remote[silence.silence_id] = silence
+
+    def _all(self) -> list[Silence]:
+        return [*self.remote.values(), *self.silences.values()]
 
     def add(self, silence: Silence) -> Silence:
         self.refresh()
@@ -82,17 +138,16 @@ class SilenceStore:
     def expire(self, silence_id: str, now: float) -> Silence:
         """End a silence now (kept in the file, inactive). ``KeyError`` for an unknown id."""
         self.refresh()
-        current = self.silences[silence_id]
-        ended = current.model_copy(update={"ends_at": min(current.ends_at, max(now, current.starts_at + 1e-3))})
+        ended = self.silences[silence_id].ended(now)
         self.silences[silence_id] = ended
         self._save()
         return ended
 
     def list(self, now: float, *, include_expired: bool = False) -> list[Silence]:
         self.refresh()
-        found = [s for s in self.silences.values() if include_expired or now < s.ends_at]
+        found = [s for s in self._all() if include_expired or now < s.ends_at]
         return sorted(found, key=lambda s: (s.starts_at, s.silence_id))
 
     def silencing(self, labels: dict[str, str], now: float) -> Silence | None:
         """The first active silence that matches these labels, if any."""
-        return next((s for s in self.silences.values() if s.active(now) and s.matchers.matches(labels)), None)
+        return next((s for s in self._all() if s.active(now) and s.matchers.matches(labels)), None)

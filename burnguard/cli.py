@@ -233,7 +233,11 @@ def alerter(
     ] = None,
     silences: Annotated[
         Path | None,
-        typer.Option(envvar="BURNGUARD_SILENCES", help="Silences file (burnguard silence add).", dir_okay=False),
+        typer.Option(
+            envvar="BURNGUARD_SILENCES",
+            help="Also obey this silences file (burnguard silence add --file); the silences topic is always obeyed.",
+            dir_okay=False,
+        ),
     ] = None,
     bootstrap: BootstrapOption = None,
 ) -> None:
@@ -255,8 +259,13 @@ def alerter(
     except ConfigError as exc:
         print_config_error(exc, "alerting", check=True)
         raise typer.Exit(2) from None
+    from alerting.silences import SilencesFileError
+
     try:
         run_alerter(settings, config, str(silences) if silences is not None else None)
+    except SilencesFileError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     except BrokerUnreachable as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

@@ -269,7 +269,8 @@ class Engine(EngineTime, EngineHandover):
                 out.append(resolved)
             return
         autonomy = self.autonomy or settings.policy.autonomy
-        action, note = decide_action(sig, settings.policy, autonomy, bool(task and task.killed))
+        proposed = task.proposed if task is not None else None
+        action, note = decide_action(sig, settings.policy, autonomy, bool(task and task.killed), proposed)
         action, note = aim_kill(
             sig.scope,
             sig.ts,
@@ -291,6 +292,8 @@ class Engine(EngineTime, EngineHandover):
             if task.alerted is None:
                 task.alerted = {}
             task.alerted[sig.detector] = sig.severity.rank
+        if note.get("kill_proposed") and task is not None:
+            task.proposed = note.get("kill_command_id")
         if action is Action.KILL and task is not None:
             task.killed = True
             self.stats.kills += 1

@@ -21,19 +21,23 @@ EpisodeKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 def decide_action(
-    signal: Signal, policy: PolicySettings, autonomy: Autonomy, already_killed: bool
+    signal: Signal,
+    policy: PolicySettings,
+    autonomy: Autonomy,
+    already_killed: bool,
+    proposed: str | None = None,
 ) -> tuple[Action, dict[str, Any]]:
     """What the policy does with a firing signal, and the evidence that explains the decision.
 
     ``observe`` records only; ``advise`` alerts; ``approve`` alerts and proposes a kill for a
     critical, kill-eligible finding of a detector allowed to kill; ``act`` kills it outright.
+    ``proposed`` is the command id of the kill already proposed for the signal's task: one
+    runaway task gets one proposal, and the findings after it alert and name that proposal.
     """
     if signal.severity is Severity.INFO or autonomy is Autonomy.OBSERVE:
         return Action.NONE, {"autonomy": autonomy.value}
     may_kill = (
-        signal.kill_eligible
-        and signal.severity is Severity.CRITICAL
-        and signal.detector in policy.kill_detectors
+        signal.kill_eligible and signal.severity is Severity.CRITICAL and signal.detector in policy.kill_detectors
     )
     note: dict[str, Any] = {"autonomy": autonomy.value}
     if may_kill and already_killed:
@@ -42,6 +46,10 @@ def decide_action(
     if may_kill and autonomy is Autonomy.ACT:
         note["kill_scope"] = policy.kill_scope
         return Action.KILL, note
+    if may_kill and autonomy is Autonomy.APPROVE and proposed:
+        note["kill"] = f"already proposed for this task: burnguard kill show {proposed}"
+        note["kill_proposal"] = proposed
+        return Action.ALERT, note
     if may_kill and autonomy is Autonomy.APPROVE:
         note["kill_proposed"] = True
         note["kill_scope"] = policy.kill_scope
@@ -72,9 +80,7 @@ class EpisodeBook:
         current = self.open.get(key)
         if current is not None and signal.severity.rank <= current.severity.rank:
             return None
-        episode_id = (
-            current.anomaly_id if current else anomaly_id_for(signal.detector, signal.scope, signal.ts)
-        )
+        episode_id = current.anomaly_id if current else anomaly_id_for(signal.detector, signal.scope, signal.ts)
         anomaly = Anomaly(
             anomaly_id=episode_id,
             detector=signal.detector,
@@ -116,11 +122,7 @@ class EpisodeBook:
 
     def resolve_root(self, root_task_id: str, ts: float, reason: str) -> list[Anomaly]:
         """Resolve every open episode about one root task (it finished, or was dropped)."""
-        return [
-            self._resolve(key, ts, reason, None)
-            for key in self.by_root.pop(root_task_id, [])
-            if key in self.open
-        ]
+        return [self._resolve(key, ts, reason, None) for key in self.by_root.pop(root_task_id, []) if key in self.open]
 
     def _resolve(self, key: EpisodeKey, ts: float, reason: str, observed: float | None) -> Anomaly:
         firing = self.open.pop(key)

@@ -73,6 +73,8 @@ class TaskState:
     outcome: str | None = None
     value_usd: float | None = None
     killed: bool = False
+    #: the command id of the kill proposed for this task (approve mode): no second proposal for it
+    proposed: str | None = None
     #: highest severity rank (0 info, 1 warning, 2 critical) each detector's episode on this task has
     #: reached, kept by the engine so a detector can skip rebuilding a signal that changes nothing
     alerted: dict[str, int] | None = None

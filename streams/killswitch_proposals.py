@@ -22,11 +22,58 @@ from streams.killswitch_keys import KillKeys
 from streams.killswitch_records import KillProposal, ProposalStatus
 from streams.settings import StreamSettings
 
-__all__ = ["DecisionError", "decide", "read_proposals"]
+__all__ = ["MIN_PREFIX", "DecisionError", "decide", "find_proposal", "read_proposals", "short_ids"]
+
+#: the fewest characters of an id's hash (after ``kill-``) that ``kill approve|deny|show`` accept,
+#: and the fewest ``kill list`` shows
+MIN_PREFIX = 8
+_MIN_GIVEN = 4
+_KILL = "kill-"
 
 
 class DecisionError(ValueError):
-    """The id cannot be decided (unknown, expired, already decided); the message says why."""
+    """The id cannot be decided (unknown, ambiguous, expired, already decided); the message says why."""
+
+
+def _hash(command_id: str) -> str:
+    return command_id.removeprefix(_KILL)
+
+
+def short_ids(command_ids: list[str], minimum: int = MIN_PREFIX) -> dict[str, str]:
+    """The shortest prefix of each id, with at least ``minimum`` characters after ``kill-``, that no
+    other id starts with (as git abbreviates commits); :func:`find_proposal` accepts it.
+
+    >>> list(short_ids(["kill-9a28c39974725e53", "kill-9a28c3997f000000", "kill-1bc5df3e4cb29800"]).values())
+    ['kill-9a28c39974', 'kill-9a28c3997f', 'kill-1bc5df3e']
+    """
+    out: dict[str, str] = {}
+    for command_id in command_ids:
+        own = _hash(command_id)
+        length = minimum
+        while length < len(own) and any(
+            _hash(other).startswith(own[:length]) for other in command_ids if other != command_id
+        ):
+            length += 1
+        out[command_id] = command_id[: len(command_id) - len(own) + length]
+    return out
+
+
+def find_proposal(proposals: dict[str, KillProposal], given: str) -> KillProposal:
+    """The proposal whose id is ``given`` or starts with it (``kill-`` may be left out); a
+    :class:`DecisionError` naming the candidates when several do, or saying none does."""
+    given = given.strip()
+    if given in proposals:
+        return proposals[given]
+    prefix = given if given.startswith(_KILL) else _KILL + given
+    if len(_hash(prefix)) < _MIN_GIVEN:
+        raise DecisionError(f"{given!r} is too short to name a kill proposal: give the id `burnguard kill list` shows")
+    found = sorted(c for c in proposals if c.startswith(prefix))
+    if not found:
+        raise DecisionError(f"no kill proposal {given} (see `burnguard kill list --all`)")
+    if len(found) > 1:
+        shown = ", ".join(short_ids(found, len(_hash(prefix)) + 1).values())
+        raise DecisionError(f"{given} names {len(found)} kill proposals ({shown}): give more of the id")
+    return proposals[found[0]]
 
 
 async def read_proposals(settings: StreamSettings, timeout_s: float = 20.0) -> dict[str, KillProposal]:
@@ -95,10 +142,12 @@ async def decide(
 ) -> KillProposal:
     """Approve (sign and publish the command, then record the decision) or deny one pending proposal.
 
-    Raises :class:`DecisionError` for an unknown, expired or already decided id, or an approval
-    without a kill key."""
+    ``command_id`` may be a unique prefix (:func:`find_proposal`). Raises :class:`DecisionError`
+    for an unknown, ambiguous, expired or already decided id, or an approval without a kill key."""
     now = time.time() if now is None else now
-    proposal = check_decidable((await read_proposals(settings)).get(command_id), command_id, now)
+    found = find_proposal(await read_proposals(settings), command_id)
+    proposal = check_decidable(found, found.command_id, now)
+    command_id = proposal.command_id
     if approve and keys is None:
         raise DecisionError(
             "approving signs the command: set BURNGUARD_KILL_KEYS or BURNGUARD_KILL_KEYS_FILE "

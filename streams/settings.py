@@ -107,6 +107,8 @@ class StreamSettings:
     kill_acks_topic: str = "burnguard.killswitch.acks"
     kill_proposals_topic: str = "burnguard.kill-proposals"
     kill_internal_topic: str = "burnguard.kill-commands-issued"
+    #: silences (``burnguard silence add|expire`` write them, every alerter follows them; compacted)
+    silences_topic: str = "burnguard.silences"
     #: a command expires this long after it is issued; a proposal this long after it is made (seconds)
     kill_expiry_s: float = 600.0
     kill_proposal_ttl_s: float = 3_600.0
@@ -189,6 +191,7 @@ class StreamSettings:
             "kill_acks_topic": _str(env, "KILL_ACKS_TOPIC", d.kill_acks_topic),
             "kill_proposals_topic": _str(env, "KILL_PROPOSALS_TOPIC", d.kill_proposals_topic),
             "kill_internal_topic": _str(env, "KILL_INTERNAL_TOPIC", d.kill_internal_topic),
+            "silences_topic": _str(env, "SILENCES_TOPIC", d.silences_topic),
             "kill_expiry_s": _float(env, "KILL_EXPIRY_S", d.kill_expiry_s),
             "kill_proposal_ttl_s": _float(env, "KILL_PROPOSAL_TTL_S", d.kill_proposal_ttl_s),
             "kill_ack_deadline_s": _float(env, "KILL_ACK_DEADLINE_S", d.kill_ack_deadline_s),
@@ -254,6 +257,7 @@ class StreamSettings:
             self.alerts_state_topic,
         ]
         topics += [self.killswitch_topic, self.kill_acks_topic, self.kill_proposals_topic, self.kill_internal_topic]
+        topics.append(self.silences_topic)
         if len(set(topics)) != len(topics):
             raise SettingsError(f"topic names must differ: {topics}")
         for name in ("kill_expiry_s", "kill_proposal_ttl_s", "kill_ack_deadline_s"):

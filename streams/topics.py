@@ -22,7 +22,15 @@ from aiokafka.partitioner import murmur2
 
 from streams.settings import StreamSettings
 
-__all__ = ["ALERTS_STATE_CONFIG", "BrokerUnreachable", "TopicSpec", "ensure_topics", "partition_for_key", "topic_specs"]
+__all__ = [
+    "ALERTS_STATE_CONFIG",
+    "BrokerUnreachable",
+    "TopicSpec",
+    "ensure_topics",
+    "partition_for_key",
+    "topic_specs",
+    "unreachable_message",
+]
 
 log = logging.getLogger("burnguard.streams")
 _TOPIC_ALREADY_EXISTS = 36
@@ -79,7 +87,19 @@ def topic_specs(settings: StreamSettings) -> list[TopicSpec]:
         TopicSpec(settings.kill_acks_topic, p, r, dict(retention)),
         TopicSpec(settings.kill_proposals_topic, p, r, {"cleanup.policy": "compact"}),
         TopicSpec(settings.kill_internal_topic, p, r, dict(retention)),
+        # silences (streams.silences_topic): compacted, the latest record of each silence id; one
+        # partition, so every alerter reads them in the order they were written
+        TopicSpec(settings.silences_topic, 1, r, {"cleanup.policy": "compact"}),
     ]
+
+
+def unreachable_message(settings: StreamSettings, exc: BaseException) -> str:
+    """What to say when the broker does not answer: where, why, and what to do."""
+    return (
+        f"cannot reach Kafka at {settings.bootstrap} ({type(exc).__name__}: {exc}). Start a broker "
+        '(scripts/kafka-local start; eval "$(scripts/kafka-local env)") or point BURNGUARD_KAFKA_BOOTSTRAP '
+        "/ --bootstrap at a running one, and check the security settings."
+    )
 
 
 async def ensure_topics(settings: StreamSettings, timeout_s: float = 20.0) -> dict[str, int]:
@@ -94,11 +114,7 @@ async def ensure_topics(settings: StreamSettings, timeout_s: float = 20.0) -> di
         try:
             await asyncio.wait_for(admin.start(), timeout_s)
         except (TimeoutError, KafkaError, OSError) as exc:
-            raise BrokerUnreachable(
-                f"cannot reach Kafka at {settings.bootstrap} ({type(exc).__name__}: {exc}). Start a broker "
-                '(scripts/kafka-local start; eval "$(scripts/kafka-local env)") or point BURNGUARD_KAFKA_BOOTSTRAP '
-                "/ --bootstrap at a running one, and check the security settings."
-            ) from None
+            raise BrokerUnreachable(unreachable_message(settings, exc)) from None
         specs = topic_specs(settings)
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]

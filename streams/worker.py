@@ -54,18 +54,23 @@ def run_worker(settings: StreamSettings, config: BurnguardConfig | None = None) 
 
 
 def run_alerter(settings: StreamSettings, config: AlertingConfig, silences_path: str | None = None) -> None:
-    """``burnguard alerter``: create the topics, then run the stage until SIGTERM/SIGINT.
+    """``burnguard alerter``: create the topics, read the silences topic (and ``silences_path``,
+    a file, if given), then run the stage until SIGTERM/SIGINT, following the silences topic.
 
-    Raises :class:`~streams.topics.BrokerUnreachable` before starting when the broker does not answer.
+    Raises :class:`~streams.topics.BrokerUnreachable` before starting when the broker does not
+    answer, :class:`~alerting.silences.SilencesFileError` when the silences file is damaged.
     """
     import signal
 
     from alerting.silences import SilenceStore
     from streams.alerter import Alerter
+    from streams.silences_topic import SilenceFeed
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s", force=True
     )
+
+    silences = SilenceStore(silences_path)  # a damaged file stops it here, before any connection
 
     async def main() -> None:
         await ensure_topics(settings)
@@ -73,17 +78,26 @@ def run_alerter(settings: StreamSettings, config: AlertingConfig, silences_path:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        silences = SilenceStore(silences_path) if silences_path else None
+        feed = SilenceFeed(settings, silences)
+        await feed.start()  # the silences in force before the first anomaly is taken in
         alerter = Alerter(settings, config, silences=silences)
         log.info(
-            "burnguard alerter: group %s at %s reads %s; state %s, dead letters %s; receivers %s",
+            "burnguard alerter: group %s at %s reads %s; state %s, dead letters %s; silences %s%s; receivers %s",
             alerter.group_id,
             settings.bootstrap,
             settings.anomalies_topic,
             settings.alerts_state_topic,
             settings.alerts_dlq_topic,
+            settings.silences_topic,
+            f" and {silences_path}" if silences_path else "",
             [r.name for r in config.receivers],
         )
-        await alerter.run(stop)
+        follow = asyncio.create_task(feed.follow(stop), name="follow silences")
+        try:
+            await alerter.run(stop)
+        finally:
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+            await feed.stop()
 
     asyncio.run(main())

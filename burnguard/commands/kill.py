@@ -1,4 +1,4 @@
-"""``burnguard kill list|approve|deny``: the operator's half of approve mode.
+"""``burnguard kill list|show|approve|deny``: the operator's half of approve mode.
 
 A workflow in autonomy ``approve`` does not kill on its own: the worker publishes a pending
 proposal (its alert shows the exact ``burnguard kill approve ID``). ``approve`` signs the command
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -22,10 +23,14 @@ from burnguard.commands.common import BootstrapOption, console, stream_settings
 if TYPE_CHECKING:
     from streams.killswitch_keys import KillKeys
     from streams.killswitch_records import KillProposal
+    from streams.settings import StreamSettings
 
 T = TypeVar("T")
 
-kill_app = typer.Typer(help="Kill proposals (autonomy approve): list, approve, deny.", no_args_is_help=True)
+kill_app = typer.Typer(help="Kill proposals (autonomy approve): list, show, approve, deny.", no_args_is_help=True)
+IdArgument = Annotated[
+    str, typer.Argument(help="The proposal's id, or a unique prefix of it, as in the alert or `kill list`.")
+]
 ByOption = Annotated[str | None, typer.Option("--by", help="Who decides (default: the login name).")]
 
 
@@ -43,45 +48,50 @@ def kill_list(
     bootstrap: BootstrapOption = None,
     all_: Annotated[bool, typer.Option("--all", help="Also decided and expired proposals.")] = False,
 ) -> None:
-    """The pending, unexpired kill proposals (or all of them with --all)."""
-    from rich.table import Table
-
-    from schemas.timefmt import format_ts
+    """The pending, unexpired kill proposals (or all of them with --all), one line each; the id
+    shown is what `kill show|approve|deny` take."""
+    from burnguard.commands.kill_view import list_lines, status_of
     from streams.killswitch_proposals import read_proposals
-    from streams.killswitch_records import ProposalStatus
 
     settings = stream_settings(bootstrap=bootstrap)
     now = time.time()
-    proposals = _run(read_proposals(settings))
-    table = Table()
-    table.add_column("id", no_wrap=True)  # copied into `kill approve`: never cut
-    table.add_column("target", no_wrap=True)
-    table.add_column("detector")
-    table.add_column("reason", ratio=1)
-    table.add_column("proposed (UTC)", no_wrap=True)
-    table.add_column("expires (UTC)", no_wrap=True)
-    if all_:
-        table.add_column("status")
-    for p in sorted(proposals.values(), key=lambda p: p.proposed_at):
-        pending = p.status is ProposalStatus.PENDING and now < p.expires_at
-        if not (pending or all_):
-            continue
-        status = p.status.value if p.status is not ProposalStatus.PENDING or pending else "expired"
-        table.add_row(
-            p.command_id,
-            f"{p.target.scope.value} {p.target.key}",
-            str(p.anomaly.get("detector", "")),
-            p.reason,
-            format_ts(p.proposed_at)[5:16].replace("T", " "),
-            format_ts(p.expires_at)[5:16].replace("T", " "),
-            *([status] if all_ else []),
-        )
-    Console().print(table)
+    proposals = _run(read_proposals(settings), settings)
+    shown = [
+        p
+        for p in sorted(proposals.values(), key=lambda p: (p.proposed_at, p.command_id))
+        if all_ or status_of(p, now) == "pending"
+    ]
+    if not shown:
+        console.print("no pending kill proposal" + ("" if all_ else " (--all also lists decided and expired ones)"))
+        return
+    for line in list_lines(shown, list(proposals), now, Console().width, with_status=all_):
+        typer.echo(line)
+
+
+@kill_app.command("show")
+def kill_show(
+    command_id: IdArgument,
+    bootstrap: BootstrapOption = None,
+) -> None:
+    """Every detail of one kill proposal: target, detector, reason, evidence, times, status, and
+    the exact commands that approve or deny it."""
+    from burnguard.commands.kill_view import detail_lines
+    from streams.killswitch_proposals import DecisionError, find_proposal, read_proposals
+
+    settings = stream_settings(bootstrap=bootstrap)
+    proposals = _run(read_proposals(settings), settings)
+    try:
+        proposal = find_proposal(proposals, command_id)
+    except DecisionError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    for line in detail_lines(proposal, time.time()):
+        typer.echo(line)
 
 
 @kill_app.command("approve")
 def kill_approve(
-    command_id: Annotated[str, typer.Argument(help="The proposal's id, as in the alert or `kill list`.")],
+    command_id: IdArgument,
     bootstrap: BootstrapOption = None,
     by: ByOption = None,
 ) -> None:
@@ -96,18 +106,18 @@ def kill_approve(
     decision = _decide(command_id, True, by, keys, bootstrap)
     assert decision.command is not None
     target = decision.target
-    console.print(f"approved: kill {command_id} of {target.scope.value} {target.key} sent")
+    console.print(f"approved: kill {decision.command_id} of {target.scope.value} {target.key} sent")
 
 
 @kill_app.command("deny")
 def kill_deny(
-    command_id: Annotated[str, typer.Argument(help="The proposal's id, as in the alert or `kill list`.")],
+    command_id: IdArgument,
     bootstrap: BootstrapOption = None,
     by: ByOption = None,
 ) -> None:
     """Refuse the proposed kill: nothing is sent, and the decision is recorded."""
-    _decide(command_id, False, by, None, bootstrap)
-    console.print(f"denied: kill {command_id}")
+    decision = _decide(command_id, False, by, None, bootstrap)
+    console.print(f"denied: kill {decision.command_id} of {decision.target.scope.value} {decision.target.key}")
 
 
 def _decide(
@@ -117,17 +127,24 @@ def _decide(
 
     settings = stream_settings(bootstrap=bootstrap)
     try:
-        return _run(decide(settings, command_id, approve, _who(by), keys))
+        return _run(decide(settings, command_id, approve, _who(by), keys), settings)
     except DecisionError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    from aiokafka.errors import KafkaError
+def _run(coro: Coroutine[Any, Any, T], settings: StreamSettings) -> T:
+    """Run one Kafka exchange; a broker that does not answer is one line saying what to do."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
+    from streams.topics import unreachable_message
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors are said below, once
     try:
         return asyncio.run(coro)
-    except (OSError, TimeoutError, KafkaError) as exc:
-        console.print(f"[red]error:[/] cannot reach Kafka: {type(exc).__name__}: {exc}")
+    except (KafkaConnectionError, OSError) as exc:
+        console.print(f"[red]error:[/] {unreachable_message(settings, exc)}")
+        raise typer.Exit(1) from None
+    except (TimeoutError, KafkaError) as exc:
+        console.print(f"[red]error:[/] Kafka at {settings.bootstrap} did not answer: {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None

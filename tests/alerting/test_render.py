@@ -69,3 +69,12 @@ def test_a_tenant_scoped_anomaly_names_its_tenant_in_the_title() -> None:
     assert title(m) == "[CRITICAL] burn_rate · team support"
     (w,) = _notifications(make_anomaly(workflow="triage"))
     assert title(w) == "[WARNING] runaway_task · triage"
+
+
+def test_a_finding_on_a_task_whose_kill_is_proposed_names_that_proposal() -> None:
+    later = make_anomaly(detector="runaway_task", severity="critical", kill_proposal="kill-9a28c39974725e53b781c9e3")
+    assert action_line(later) == (
+        "kill already proposed for this task — see: burnguard kill show kill-9a28c39974725e53b781c9e3"
+    )
+    (n,) = _notifications(later)
+    assert "burnguard kill show kill-9a28c39974725e53b781c9e3" in str(slack_message(n)[1])

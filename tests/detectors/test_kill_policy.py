@@ -135,3 +135,28 @@ def test_approve_mode_proposes_with_the_command_id_the_operator_approves() -> No
     assert proposal.action is Action.ALERT and proposal.evidence["kill_proposed"] is True
     target = proposal.evidence["kill_target"]
     assert proposal.evidence["kill_command_id"] == kill_command_id(proposal.anomaly_id, target)
+
+
+def test_approve_mode_proposes_one_kill_per_runaway_task_and_later_findings_name_it() -> None:
+    """A task through its budget (task_budget, critical) that keeps burning until it is far beyond
+    its workflow's tasks (runaway_task, critical) minutes later, past the cool-down: one proposal;
+    the later finding alerts and names the proposal to decide."""
+    engine = Engine(_config("task", cooldown_s=300, autonomy="approve"))
+    warm = [ev for i in range(25) for ev in task_events(f"ok-{i}", T0 + 60 * i, steps=4, cost_per_step=0.02)]
+    start = T0 + 60 * 30
+    runaway = task_events("r1", start, steps=40, cost_per_step=0.08, every_s=60, budget_usd=0.5, finish=False)
+    critical = [a for a in _kills(engine, warm + runaway) if a.scope.get("root_task_id") == "r1"]
+    assert sorted(a.detector for a in critical) == ["runaway_task", "task_budget"]
+    assert critical[1].ts - critical[0].ts > 300  # the cool-down alone would let a second one through
+    (proposal,) = [a for a in critical if a.evidence.get("kill_proposed")]
+    (later,) = [a for a in critical if a is not proposal]
+    command_id = proposal.evidence["kill_command_id"]
+    assert later.action is Action.ALERT and "kill_command_id" not in later.evidence
+    assert later.evidence["kill_proposal"] == command_id
+    assert later.evidence["kill"] == f"already proposed for this task: burnguard kill show {command_id}"
+
+
+def test_in_approve_mode_another_runaway_task_gets_its_own_proposal() -> None:
+    engine = Engine(_config("task", cooldown_s=300, autonomy="approve"))
+    critical = _kills(engine, _runaway("t1", T0) + _runaway("t2", T0 + 1))
+    assert sorted(a.scope["root_task_id"] for a in critical if a.evidence.get("kill_proposed")) == ["t1", "t2"]

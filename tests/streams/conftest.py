@@ -78,6 +78,10 @@ class Names:
     def alerts_state(self) -> str:
         return f"{self.app_id}-alerts-state"
 
+    @property
+    def silences(self) -> str:
+        return f"{self.app_id}-silences"
+
     async def create_topics(self) -> None:
         """The topics as the worker creates them, so a test can produce before the worker is up."""
         await ensure_topics(StreamSettings.from_env(self.env()))
@@ -96,6 +100,7 @@ class Names:
                 "BURNGUARD_DLQ_TOPIC": self.dlq,
                 "BURNGUARD_ALERTS_DLQ_TOPIC": self.alerts_dlq,
                 "BURNGUARD_ALERTS_STATE_TOPIC": self.alerts_state,
+                "BURNGUARD_SILENCES_TOPIC": self.silences,
                 **kill_env(self.app_id),
                 "BURNGUARD_PARTITIONS": str(PARTITIONS),
                 "BURNGUARD_DATA_DIR": str(self.data_dir),

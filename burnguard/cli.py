@@ -50,7 +50,7 @@ def replay(
 ) -> None:
     """Run the detectors over a file of cost events, in event time, without Kafka."""
     from burnguard.replay import replay_file
-    from burnguard.report import detector_table, stats_table
+    from burnguard.report import cost_notices, detector_table, stats_table
 
     cfg = load_or_exit(config)
     if str(events) != "-" and not events.is_file():
@@ -84,6 +84,8 @@ def replay(
             stats_table(result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected))
         )
         out_console.print(detector_table(result.anomalies))
+        for notice in cost_notices(result.engine.stats):
+            out_console.print(f"[yellow]notice:[/] {notice}", markup=True, highlight=False)
         for number, reason in result.rejected[:5]:
             out_console.print(f"[yellow]line {number} rejected:[/] {reason}")
         if len(result.rejected) > 5:

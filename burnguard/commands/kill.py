@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 kill_app = typer.Typer(help="Kill proposals (autonomy approve): list, approve, deny.", no_args_is_help=True)
-ByOption = Annotated[str | None, typer.Option("--by", help="Who decides (default: the login name).")]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who decides.", show_default="the login name")]
 
 
 def _who(by: str | None) -> str:

@@ -19,6 +19,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from burnguard.commands import terminal_help
 from burnguard.commands.admin import config_app, schema_app
 from burnguard.commands.common import (
     BootstrapOption,
@@ -36,11 +37,36 @@ from detectors.config import Autonomy
 if TYPE_CHECKING:
     from burnguard.simulator import FleetSimulator
 
-app = typer.Typer(help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False)
+terminal_help.install()
+# markdown: docstrings wrap to the terminal (rich mode keeps their source line breaks) and `code` shows as code
+app = typer.Typer(
+    help="burnguard: stop AI agents from burning money.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 app.add_typer(silence_app, name="silence")
 app.add_typer(kill_app, name="kill")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"burnguard {version('burnguard')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print burnguard's version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """burnguard: stop AI agents from burning money."""
 
 
 @app.command()
@@ -58,7 +84,7 @@ def replay(
 ) -> None:
     """Run the detectors over a file of cost events, in event time, without Kafka."""
     from burnguard.replay import replay_file
-    from burnguard.report import detector_table, stats_table
+    from burnguard.report import cost_notices, detector_table, stats_table
 
     cfg = load_or_exit(config)
     if str(events) != "-" and not events.is_file():
@@ -92,6 +118,8 @@ def replay(
             stats_table(result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected))
         )
         out_console.print(detector_table(result.anomalies))
+        for notice in cost_notices(result.engine.stats):
+            out_console.print(f"[yellow]notice:[/] {notice}", markup=True, highlight=False)
         for number, reason in result.rejected[:5]:
             out_console.print(f"[yellow]line {number} rejected:[/] {reason}")
         if len(result.rejected) > 5:
@@ -127,8 +155,11 @@ def simulate(
     ] = 1000.0,
     bootstrap: BootstrapOption = None,
 ) -> None:
-    """Write the demo's simulated fleet (with its injected incidents) as JSONL cost events, or
-    produce it to Kafka (``--to-kafka``, key = root task id) at ``--rate`` events per second."""
+    """Write the demo's simulated fleet, with its injected incidents, as JSONL cost events.
+
+    With `--to-kafka`, produce them to the events topic instead (key: the root task id), at `--rate`
+    events per second.
+    """
     from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator, write_jsonl
 
     sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ())
@@ -179,21 +210,40 @@ def _simulate_to_kafka(sim: FleetSimulator, rate: float, bootstrap: str | None) 
 
 @app.command()
 def worker(
-    config: ConfigOption = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="BURNGUARD_CONFIG",
+            help="YAML config file (see README).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     bootstrap: BootstrapOption = None,
-    web_host: Annotated[str | None, typer.Option(help="Address the web server binds to (default 127.0.0.1).")] = None,
-    web_port: Annotated[int | None, typer.Option(help="Port of the web server (default 6066).", min=1)] = None,
-    web: Annotated[bool | None, typer.Option("--web/--no-web", help="Run the web server (default: on).")] = None,
+    web_host: Annotated[
+        str | None,
+        typer.Option(envvar="BURNGUARD_WEB_HOST", show_default="127.0.0.1", help="Address the web server binds to."),
+    ] = None,
+    web_port: Annotated[
+        int | None,
+        typer.Option(envvar="BURNGUARD_WEB_PORT", show_default="6066", help="Port of the web server.", min=1),
+    ] = None,
+    web: Annotated[
+        bool | None,
+        typer.Option("--web/--no-web", envvar="BURNGUARD_WEB_ENABLED", show_default="on", help="Run the web server."),
+    ] = None,
     autonomy: Annotated[
-        Autonomy | None, typer.Option(help="Override every workflow's autonomy for this worker.")
+        Autonomy | None,
+        typer.Option(envvar="BURNGUARD_AUTONOMY", help="Override every workflow's autonomy for this worker."),
     ] = None,
 ) -> None:
     """Run the Kafka pipeline: read cost events, detect, publish anomalies and task summaries.
 
-    Settings come from BURNGUARD_* environment variables (see streams/settings.py: BURNGUARD_KAFKA_BOOTSTRAP,
-    BURNGUARD_CONFIG, BURNGUARD_APP_ID, BURNGUARD_DATA_DIR, BURNGUARD_PARTITIONS, topic names, and
-    BURNGUARD_KAFKA_SECURITY_PROTOCOL / _SASL_MECHANISM / _SASL_USERNAME / _SASL_PASSWORD[_FILE] / _SSL_CAFILE);
-    options override them.
+    Every setting has a BURNGUARD_ environment variable (the options' are shown below; the others,
+    such as BURNGUARD_APP_ID, BURNGUARD_PARTITIONS, the topic names and the Kafka security
+    settings, are listed in streams/settings.py and the README). An option overrides its variable.
     """
     from streams.killswitch_keys import KillKeysError, require_signing_key
     from streams.topics import BrokerUnreachable
@@ -225,8 +275,8 @@ def alerter(
     alerting_config: Annotated[
         Path | None,
         typer.Option(
-            help="Alerting YAML: routes, receivers, Slack/PagerDuty (default: $BURNGUARD_ALERTING_CONFIG; "
-            "without one, notifications are printed).",
+            envvar="BURNGUARD_ALERTING_CONFIG",
+            help="Alerting YAML: routes, receivers, Slack/PagerDuty (without one, notifications are printed).",
             exists=True,
             dir_okay=False,
         ),
@@ -243,7 +293,7 @@ def alerter(
 ) -> None:
     """Run the alerting stage: read burnguard.anomalies, route, group and deliver to Slack and PagerDuty.
 
-    A process of its own (consumer group <app id>-alerter), so detection never waits on a channel.
+    A process of its own (consumer group APP_ID-alerter), so detection never waits on a channel.
     An anomaly's offset is committed once its notifications are in the durable outbox (the alerts state
     topic); permanent failures go to the alerts dead-letter topic. Kafka settings as for `burnguard worker`.
     """
@@ -280,7 +330,7 @@ def demo(
     ] = 45.0,
     autonomy: Annotated[
         Autonomy | None,
-        typer.Option(help="Autonomy of every workflow in the demo [default: act; with --config, the file's]."),
+        typer.Option(help="Autonomy of every workflow in the demo.", show_default="act; with --config, the file's"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)] = None,
     alerts: Annotated[

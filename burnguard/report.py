@@ -7,10 +7,11 @@ from collections.abc import Iterable
 
 from rich.table import Table
 
+from detectors.cost_notices import misnamed_cost_sentence
 from detectors.engine import EngineStats
 from schemas.anomaly import Anomaly, AnomalyStatus
 
-__all__ = ["anomaly_table", "detector_table", "stats_table"]
+__all__ = ["anomaly_table", "cost_notices", "detector_table", "stats_table"]
 
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -37,6 +38,14 @@ def stats_table(
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def cost_notices(stats: EngineStats) -> list[str]:
+    """One sentence per cost field name the steps sent instead of ``cost_usd``, most steps first."""
+    return [
+        misnamed_cost_sentence(steps, name)
+        for name, steps in sorted(stats.misnamed_cost.items(), key=lambda item: (-item[1], item[0]))
+    ]
 
 
 def detector_table(anomalies: Iterable[Anomaly]) -> Table:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from detectors.base import Detector, Signal
 from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
+from detectors.cost_notices import misnamed_cost_notice
 from detectors.engine_time import EngineTime, EventTimeRejected
 from detectors.episodes import EpisodeBook, decide_action
 from detectors.handover import EngineHandover, ScopeKey, _join
@@ -58,6 +59,9 @@ class EngineStats:
     tasks_expired: int = 0
     spend_usd: float = 0.0
     unpriced_steps: int = 0
+    #: steps that carried a cost under a name of ``schemas.events.MISNAMED_COST_FIELDS`` and no
+    #: ``cost_usd``, by that name
+    misnamed_cost: dict[str, int] = field(default_factory=dict)
     anomalies: int = 0
     kills: int = 0
     by_detector: dict[str, int] = field(default_factory=dict)
@@ -126,6 +130,7 @@ class Engine(EngineTime, EngineHandover):
         self._seen = RecentIds(dedup_capacity)
         self._finished = RecentIds(dedup_capacity)
         self._unpriced_models: set[str] = set()
+        self._misnamed_cost: set[str] = set()
         self.minutes = SpendMinutes()
         self._pending_state: dict[str, Any] = {}
         self.event_clock = self._new_event_clock()
@@ -208,6 +213,13 @@ class Engine(EngineTime, EngineHandover):
         return out
 
     def _price(self, event: CostEvent, out: list[Anomaly]) -> None:
+        if event.cost_usd is None:
+            for name in event.misnamed_cost:
+                self.stats.misnamed_cost[name] = self.stats.misnamed_cost.get(name, 0) + 1
+                if name not in self._misnamed_cost:
+                    self._misnamed_cost.add(name)
+                    settings = self.config.resolve(event.tenant, event.team, event.workflow)
+                    self._signal(misnamed_cost_notice(event, name), settings, None, out)
         if event.cost_usd is not None or event.category not in _PRICED_CATEGORIES:
             if event.cost_usd is None:
                 event.cost_usd = 0.0

@@ -45,6 +45,7 @@ class EngineHandover:
     _seen: RecentIds
     _finished: RecentIds
     _unpriced_models: set[str]
+    _misnamed_cost: set[str]
     minutes: SpendMinutes
 
     def _reset(self) -> None:
@@ -74,6 +75,7 @@ class EngineHandover:
             "seen": self._seen.snapshot(),
             "finished": self._finished.snapshot(),
             "unpriced": sorted(self._unpriced_models),
+            "misnamed_cost": sorted(self._misnamed_cost),
             "kills": self.kill_cooldowns.snapshot(),
             "minutes": self.minutes.snapshot(),
             "clock": self.event_clock.snapshot(),
@@ -99,6 +101,7 @@ class EngineHandover:
         self._seen.restore(state["seen"])
         self._finished.restore(state["finished"])
         self._unpriced_models = set(state["unpriced"])
+        self._misnamed_cost = set(state.get("misnamed_cost", ()))  # absent from older snapshots
         self.kill_cooldowns.restore(state.get("kills", {}))
         self.minutes.restore(state.get("minutes"))  # absent from snapshots older than the roll-up
 
@@ -166,6 +169,7 @@ class EngineHandover:
             "seen": seen,
             "finished": finished,
             "unpriced": sorted(self._unpriced_models),
+            "misnamed_cost": sorted(self._misnamed_cost),
             "minutes": self.minutes.snapshot(everything=False),
             # with the events held ahead of the stream: acknowledged, they live on only here
             "clock": self.event_clock.snapshot(),

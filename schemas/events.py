@@ -7,6 +7,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -15,12 +16,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from schemas.timefmt import parse_ts
 
 __all__ = [
     "COST_EVENT_SCHEMA",
     "MAX_COST_USD",
+    "MISNAMED_COST_FIELDS",
     "Category",
     "CostEvent",
     "EventKind",
@@ -32,6 +35,11 @@ COST_EVENT_SCHEMA: Final = "burnguard.cost_event/1"
 #: One event costing more than this is a unit bug (cents or micro-dollars sent as dollars).
 MAX_COST_USD = 100_000.0
 _MAX_TOKENS = 100_000_000
+#: Names producers give a step's cost that the contract does not read (it reads ``cost_usd``). A
+#: step carrying one of them and no ``cost_usd`` is still valid (unknown fields are ignored), but
+#: the engine counts it and raises one ``misnamed_cost`` notice per name: its money is never $0
+#: in silence.
+MISNAMED_COST_FIELDS: Final = ("cost", "usd", "price", "costUsd", "total_cost", "cost_usd_total")
 
 _TIME_SCHEMA: dict[str, Any] = {
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
@@ -55,6 +63,14 @@ Integer = Annotated[int, Strict()]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 #: A free tag: string, number or bool; ``null`` is read as "no value" (real producers send it).
 AttrValue = Annotated[str, StringConstraints(max_length=1024)] | bool | int | float | None
+
+
+def _carried(value: object) -> bool:
+    return value is not None
+
+
+#: whether the event carries a field it does not read (its value is dropped): see MISNAMED_COST_FIELDS
+Carried = SkipJsonSchema[Annotated[bool, BeforeValidator(_carried)]]
 
 
 class EventKind(StrEnum):
@@ -137,6 +153,13 @@ class CostEvent(BaseModel):
         Annotated[dict[Annotated[str, StringConstraints(max_length=128)], AttrValue], Field(max_length=64)]
         | None
     ) = None
+    # MISNAMED_COST_FIELDS, noticed and never read: not part of the contract, its schema or a dump
+    carries_cost: Carried = Field(default=False, alias="cost", exclude=True, repr=False)
+    carries_usd: Carried = Field(default=False, alias="usd", exclude=True, repr=False)
+    carries_price: Carried = Field(default=False, alias="price", exclude=True, repr=False)
+    carries_cost_usd_camel: Carried = Field(default=False, alias="costUsd", exclude=True, repr=False)
+    carries_total_cost: Carried = Field(default=False, alias="total_cost", exclude=True, repr=False)
+    carries_cost_usd_total: Carried = Field(default=False, alias="cost_usd_total", exclude=True, repr=False)
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -157,6 +180,27 @@ class CostEvent(BaseModel):
     def root(self) -> str:
         """The root task id (never ``None`` after validation)."""
         return self.root_task_id or self.task_id
+
+    @property
+    def misnamed_cost(self) -> tuple[str, ...]:
+        """The names of :data:`MISNAMED_COST_FIELDS` this event carries when it has no ``cost_usd``
+        (else none): the cost its producer meant to send, which the contract does not read.
+
+        >>> CostEvent.model_validate({"event_id": "e", "ts": 1793613600, "kind": "step", "team": "t",
+        ...     "workflow": "w", "task_id": "x", "category": "tool", "cost": 0.2}).misnamed_cost
+        ('cost',)
+        """
+        if self.cost_usd is not None:
+            return ()
+        carried = (
+            self.carries_cost,
+            self.carries_usd,
+            self.carries_price,
+            self.carries_cost_usd_camel,
+            self.carries_total_cost,
+            self.carries_cost_usd_total,
+        )
+        return tuple(name for name, present in zip(MISNAMED_COST_FIELDS, carried, strict=True) if present)
 
     @property
     def is_failed_or_retry(self) -> bool:

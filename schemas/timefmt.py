@@ -40,8 +40,24 @@ def parse_ts(value: object) -> float:
     if not math.isfinite(ts):
         raise ValueError("time is not a finite number")
     if not MIN_TS <= ts < MAX_TS:
-        raise ValueError(f"time {ts!r} is outside 2000-01-01..2100-01-01 (milliseconds sent as seconds?)")
+        raise ValueError(_outside_reason(value, ts))
     return ts
+
+
+def _outside_reason(value: int | float | str, ts: float) -> str:
+    """Why a time outside 2000..2100 is refused; the hint about milliseconds only where it can be
+    true: a number that would be in range divided by 1,000.
+
+    >>> _outside_reason(1793613600250, 1793613600250.0)
+    'time 1793613600250 is outside 2000-01-01..2100-01-01 (milliseconds sent as seconds?)'
+    >>> _outside_reason("1999-12-31T23:00:00Z", 946681200.0)
+    "time '1999-12-31T23:00:00Z' is outside 2000-01-01..2100-01-01"
+    """
+    shown = repr(value[:40]) if isinstance(value, str) else repr(value)
+    reason = f"time {shown} is outside 2000-01-01..2100-01-01"
+    if not isinstance(value, str) and MIN_TS <= ts / 1000 < MAX_TS:
+        reason += " (milliseconds sent as seconds?)"
+    return reason
 
 
 def format_ts(ts: float) -> str:

@@ -161,6 +161,8 @@ class DetectionPipeline:
         self._last: dict[int, int] = {}  # per partition: highest internal offset received
         self._summaries: list[tuple[bytes, bytes]] = []
         self.note_dead = DeadLetterLog()
+        #: the misnamed cost fields the worker's report has warned about (streams.worker_report), once each
+        self.notices_logged: set[str] = set()
 
     def _engine(self) -> Engine:
         engine = Engine(self.config, autonomy=self.autonomy, clock=self.clock, roll_up=self.roll_up)

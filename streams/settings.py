@@ -7,6 +7,8 @@ never part of ``repr()`` or of any log line.
 >>> s = StreamSettings.from_env({"BURNGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "BURNGUARD_PARTITIONS": "6"})
 >>> s.bootstrap, s.events_topic, s.partitions, s.web_host
 ('127.0.0.1:9092', 'agent-cost-events', 6, '127.0.0.1')
+>>> StreamSettings.from_env({"BURNGUARD_APP_ID": "team-b"}).internal_topic
+'team-b.events-by-workflow'
 >>> "hunter2" in repr(StreamSettings.from_env({"BURNGUARD_KAFKA_SASL_PASSWORD": "hunter2"}))
 False
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SettingsError", "StreamSettings"]
+__all__ = ["APP_TOPICS", "SettingsError", "StreamSettings"]
 
 _PREFIX = "BURNGUARD_"
 
@@ -33,6 +35,13 @@ class SettingsError(ValueError):
 #: the most ``max_event_bytes`` may be: a forwarded event, its headers and key stay under the producer's
 #: ``max_request_size`` (1,000,000 bytes)
 MAX_EVENT_BYTES_LIMIT = 768 * 1024
+#: the topics only one app's workers use, named after its app id unless set: a new BURNGUARD_APP_ID
+#: is a new app (its consumer groups, Faust's changelogs and the roll-up topic are named after it too)
+APP_TOPICS = {
+    "internal_topic": "events-by-workflow",
+    "kill_internal_topic": "kill-commands-issued",
+    "alerts_state_topic": "alerts-state",
+}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -85,7 +94,8 @@ class StreamSettings:
 
     Times in seconds, sizes in bytes. ``partitions`` is the partition count of every topic the
     worker creates (input, internal, outputs); the internal topic and the state table must keep
-    the same count for the lifetime of the app id (a change needs a new ``app_id``).
+    the same count for the lifetime of the app id (a change needs a new ``app_id``). The topics of
+    :data:`APP_TOPICS` left empty are named after the app id (``<app_id>.events-by-workflow``).
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -96,17 +106,17 @@ class StreamSettings:
     anomalies_topic: str = "burnguard.anomalies"
     dlq_topic: str = "burnguard.dlq"
     summaries_topic: str = "burnguard.task-summaries"
-    internal_topic: str = "burnguard.events-by-workflow"
+    internal_topic: str = ""
     #: the alerting stage (``burnguard alerter``): its dead letters, its state, its routing config
     alerts_dlq_topic: str = "burnguard.alerts-dlq"
-    alerts_state_topic: str = "burnguard.alerts-state"
+    alerts_state_topic: str = ""
     alerting_config_file: str | None = None
     #: kill commands (CONTRACT §3), listeners' acks, approve-mode proposals (compacted), and the
     #: internal topic that feeds the table of outstanding commands (all keyed by command id but the first)
     killswitch_topic: str = "burnguard.killswitch"
     kill_acks_topic: str = "burnguard.killswitch.acks"
     kill_proposals_topic: str = "burnguard.kill-proposals"
-    kill_internal_topic: str = "burnguard.kill-commands-issued"
+    kill_internal_topic: str = ""
     #: silences (``burnguard silence add|expire`` write them, every alerter follows them; compacted)
     silences_topic: str = "burnguard.silences"
     #: a command expires this long after it is issued; a proposal this long after it is made (seconds)
@@ -156,6 +166,11 @@ class StreamSettings:
     ssl_keyfile: str | None = None
     log_level: str = "info"
 
+    def __post_init__(self) -> None:
+        for name, suffix in APP_TOPICS.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, f"{self.app_id}.{suffix}")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> StreamSettings:
         """Settings from ``BURNGUARD_*`` variables (``os.environ`` by default), then ``overrides``
@@ -183,14 +198,14 @@ class StreamSettings:
             "anomalies_topic": _str(env, "ANOMALIES_TOPIC", d.anomalies_topic),
             "dlq_topic": _str(env, "DLQ_TOPIC", d.dlq_topic),
             "summaries_topic": _str(env, "SUMMARIES_TOPIC", d.summaries_topic),
-            "internal_topic": _str(env, "INTERNAL_TOPIC", d.internal_topic),
+            "internal_topic": _str(env, "INTERNAL_TOPIC", ""),
             "alerts_dlq_topic": _str(env, "ALERTS_DLQ_TOPIC", d.alerts_dlq_topic),
-            "alerts_state_topic": _str(env, "ALERTS_STATE_TOPIC", d.alerts_state_topic),
+            "alerts_state_topic": _str(env, "ALERTS_STATE_TOPIC", ""),
             "alerting_config_file": _str(env, "ALERTING_CONFIG", None),
             "killswitch_topic": _str(env, "KILLSWITCH_TOPIC", d.killswitch_topic),
             "kill_acks_topic": _str(env, "KILL_ACKS_TOPIC", d.kill_acks_topic),
             "kill_proposals_topic": _str(env, "KILL_PROPOSALS_TOPIC", d.kill_proposals_topic),
-            "kill_internal_topic": _str(env, "KILL_INTERNAL_TOPIC", d.kill_internal_topic),
+            "kill_internal_topic": _str(env, "KILL_INTERNAL_TOPIC", ""),
             "silences_topic": _str(env, "SILENCES_TOPIC", d.silences_topic),
             "kill_expiry_s": _float(env, "KILL_EXPIRY_S", d.kill_expiry_s),
             "kill_proposal_ttl_s": _float(env, "KILL_PROPOSAL_TTL_S", d.kill_proposal_ttl_s),

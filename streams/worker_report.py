@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
+from detectors.cost_notices import misnamed_cost_sentence
 from streams.pipeline import DetectionPipeline
 
-__all__ = ["log_worker_report"]
+__all__ = ["log_cost_notices", "log_worker_report"]
 
 log = logging.getLogger("burnguard.streams")
 
 
 def log_worker_report(pipeline: DetectionPipeline, consumer: Any) -> None:
-    """Log the counters since the worker started (events, not bytes; see PipelineStats)."""
+    """Log the counters since the worker started (events, not bytes; see PipelineStats), and warn
+    once about each cost field name its steps sent instead of ``cost_usd``."""
+    log_cost_notices(pipeline)
     s = pipeline.stats
     log.info(
         "routed %d, events %d, redelivered %d skipped, dead letters %d, errors %d, anomalies %d, "
@@ -39,3 +43,15 @@ def log_worker_report(pipeline: DetectionPipeline, consumer: Any) -> None:
         getattr(consumer, "stale_acks", 0),
         getattr(consumer, "partitions_sought_back", 0),
     )
+
+
+def log_cost_notices(pipeline: DetectionPipeline) -> None:
+    """Warn, once per name, about steps that sent their cost under a name the contract does not read
+    (counted by the engines of the partitions held now)."""
+    counts: Counter[str] = Counter()
+    for state in pipeline.states.values():
+        counts.update(state.engine.stats.misnamed_cost)
+    for name, steps in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if name not in pipeline.notices_logged:
+            pipeline.notices_logged.add(name)
+            log.warning("%s", misnamed_cost_sentence(steps, name))

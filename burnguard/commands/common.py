@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 console = Console(stderr=True)
 BootstrapOption = Annotated[
     str | None,
-    typer.Option(help="Kafka bootstrap servers host:port[,...] (default: $BURNGUARD_KAFKA_BOOTSTRAP)."),
+    typer.Option(
+        envvar="BURNGUARD_KAFKA_BOOTSTRAP",
+        show_default="127.0.0.1:9092",
+        help="Kafka bootstrap servers host:port[,...].",
+    ),
 ]
 ConfigOption = Annotated[
     Path | None,

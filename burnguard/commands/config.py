@@ -49,7 +49,7 @@ def config_validate(
     file: Annotated[Path, typer.Argument(help="YAML config file: detectors or alerting.", dir_okay=False)],
     kind: Annotated[
         Kind | None,
-        typer.Option(help="What the file configures (default: told from its top-level keys)."),
+        typer.Option(help="What the file configures.", show_default="told from its top-level keys"),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) on warnings too.")] = False,
 ) -> None:
@@ -94,11 +94,11 @@ def config_show(
     ] = None,
     team: Annotated[str | None, typer.Option(help="The workflow's team (overrides matching a team).")] = None,
     tenant: Annotated[
-        str | None, typer.Option(help="The workflow's tenant (default: default, as for events without one).")
+        str | None, typer.Option(help="The workflow's tenant (as for events without one).", show_default="default")
     ] = None,
 ) -> None:
     """Print the effective configuration (defaults merged with the file) as YAML: the file given,
-    else $BURNGUARD_CONFIG as the worker reads it, else the built-in defaults. Overrides show only
+    else BURNGUARD_CONFIG as the worker reads it, else the built-in defaults. Overrides show only
     what they set. With --workflow (or --team, --tenant), the settings in force for that one scope."""
     import yaml
 

@@ -31,7 +31,7 @@ kill_app = typer.Typer(help="Kill proposals (autonomy approve): list, show, appr
 IdArgument = Annotated[
     str, typer.Argument(help="The proposal's id, or a unique prefix of it, as in the alert or `kill list`.")
 ]
-ByOption = Annotated[str | None, typer.Option("--by", help="Who decides (default: the login name).")]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who decides.", show_default="the login name")]
 
 
 def _who(by: str | None) -> str:

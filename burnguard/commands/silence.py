@@ -150,7 +150,7 @@ def silence_add(
     match_re: Annotated[list[str], typer.Option("--match-re", help="LABEL=REGEX (fully anchored); repeatable.")] = [],  # noqa: B006
     duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1h30m.")] = "2h",
     comment: Annotated[str, typer.Option(help="Why (shown in list).")] = "",
-    by: Annotated[str, typer.Option(help="Who silenced it (default: the login name).")] = "",
+    by: Annotated[str, typer.Option(help="Who silenced it.", show_default="the login name")] = "",
     bootstrap: BootstrapOption = None,
     file: FileOption = None,
 ) -> None:

@@ -22,7 +22,7 @@ from alerting.testing.slack_server import SlackServer
 from schemas.anomaly import Anomaly
 from streams.alert_state import decode_state
 from tests.alerting.conftest import PD_KEY, SLACK_TOKEN
-from tests.streams.conftest import BURNGUARD, REPO, Names, WorkerProcess, read_all
+from tests.streams.conftest import BURNGUARD, Names, WorkerProcess, read_all
 
 __all__ = [
     "AlerterProcess",
@@ -107,7 +107,7 @@ class AlerterProcess(WorkerProcess):
         self.log = log
         self._out = log.open("ab")
         self.proc = subprocess.Popen(
-            [str(BURNGUARD), "alerter"], env=env, cwd=REPO, stdout=self._out, stderr=subprocess.STDOUT
+            [str(BURNGUARD), "alerter"], env=env, cwd=log.parent, stdout=self._out, stderr=subprocess.STDOUT
         )
 
 

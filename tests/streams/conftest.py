@@ -139,7 +139,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [str(BURNGUARD), "worker", "--no-web", *args],
             env=env,
-            cwd=REPO,
+            cwd=log.parent,  # the test's tmp_path: a relative path the worker writes stays out of the repository
             stdout=self._out,
             stderr=subprocess.STDOUT,
         )

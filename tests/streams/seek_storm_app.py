@@ -2,7 +2,9 @@
 seeks every partition back to its committed offset a few times a second (what each rebalance's
 recovery does). Run as ``python -m tests.streams.seek_storm_app worker``; settings from the
 environment: ``SEEK_BOOTSTRAP``, ``SEEK_APP_ID``, ``SEEK_TOPIC``, ``SEEK_OUT`` (the file it writes
-``partition offset`` lines to), ``SEEK_PLAIN=1`` for Faust's own consumer instead of burnguard's."""
+``partition offset`` lines to), ``SEEK_DATADIR`` (Faust's data directory: by default Faust makes
+``<app id>-data`` in the working directory, which is the repository), ``SEEK_PLAIN=1`` for Faust's own
+consumer instead of burnguard's."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def build(env: Mapping[str, str], out: TextIO) -> faust.App:
         broker_commit_interval=0.2,
         web_enabled=False,
         autodiscover=False,
+        datadir=env["SEEK_DATADIR"],
     )
     if env.get("SEEK_PLAIN") != "1":
         install(app)

@@ -46,6 +46,7 @@ async def test_records_survive_a_storm_of_seeks(names: Names, tmp_path: Path) ->
         "SEEK_APP_ID": names.app_id,
         "SEEK_TOPIC": topic,
         "SEEK_OUT": str(out),
+        "SEEK_DATADIR": str(tmp_path / "faust-data"),
     }
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(

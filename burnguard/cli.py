@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -20,7 +21,14 @@ from rich.progress import (
 )
 
 from burnguard.commands.admin import config_app, schema_app
-from burnguard.commands.common import BootstrapOption, ConfigOption, console, load_or_exit, stream_settings
+from burnguard.commands.common import (
+    BootstrapOption,
+    ConfigOption,
+    console,
+    exit_with,
+    load_or_exit,
+    stream_settings,
+)
 from burnguard.commands.kill import kill_app
 from burnguard.commands.silence import silence_app
 from detectors.config import Autonomy
@@ -39,24 +47,35 @@ app.add_typer(kill_app, name="kill")
 def replay(
     events: Annotated[Path, typer.Argument(help="JSONL cost events (gzip allowed), or - for stdin.", allow_dash=True)],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Where to write anomalies, one JSON per line.", dir_okay=False)
+        Path,
+        typer.Option(
+            "--out", "-o", help="Where to write anomalies, one JSON per line (- for stdout).", allow_dash=True
+        ),
     ],
     config: ConfigOption = None,
     autonomy: Annotated[Autonomy | None, typer.Option(help="Override every workflow's autonomy for this run.")] = None,
     dlq: Annotated[
-        Path | None, typer.Option(help="Write rejected lines here with their reason.", dir_okay=False)
+        Path | None, typer.Option(help="Write rejected lines here with their reason (- for stdout).", allow_dash=True)
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ) -> None:
-    """Run the detectors over a file of cost events, in event time, without Kafka."""
-    from burnguard.replay import replay_file
+    """Run the detectors over a file of cost events, in event time, without Kafka.
+
+    Exit 0 when something was read; 1 when the input cannot be read through (nothing is written) or
+    holds no cost event (the outputs are written: the dead letters say why); 2 for a usage error."""
+    from burnguard.files import InputError, UsageError, atomic_output, check_input, check_output, refuse_collisions
+    from burnguard.replay import failure, replay_file
     from burnguard.report import detector_table, stats_table
 
+    try:
+        check_input(events)
+        check_output("--out", out)
+        check_output("--dlq", dlq)
+        refuse_collisions({"--out": out, "--dlq": dlq}, [events, *([config] if config else [])])
+    except UsageError as exc:
+        exit_with(str(exc), 2)
     cfg = load_or_exit(config)
-    if str(events) != "-" and not events.is_file():
-        console.print(f"[red]error:[/] no such file: {events}")
-        raise typer.Exit(2)
-    total = events.stat().st_size if str(events) != "-" else None
+    name = "standard input" if str(events) == "-" else str(events)
     show = not quiet and console.is_terminal
     progress = Progress(
         TextColumn("replaying"),
@@ -67,30 +86,44 @@ def replay(
         console=console,
         disable=not show,
     )
-    compressed = str(events).endswith(".gz")
-    with progress, out.open("wb") as sink, dlq.open("wb") if dlq else _null() as dlq_sink:
-        bar = progress.add_task("replay", total=None if compressed else total)
-        result = replay_file(
-            events,
-            sink,
-            config=cfg,
-            autonomy=autonomy,
-            dlq=dlq_sink,
-            on_bytes=(lambda n: progress.advance(bar, n)) if show else None,
-        )
+    total = None if name == "standard input" or _is_gzip(events) else events.stat().st_size
+    try:
+        with progress, atomic_output(out) as sink, atomic_output(dlq) if dlq else _null() as dlq_sink:
+            bar = progress.add_task("replay", total=total)
+            result = replay_file(
+                events,
+                sink,
+                config=cfg,
+                autonomy=autonomy,
+                dlq=dlq_sink,
+                on_bytes=(lambda n: progress.advance(bar, n)) if show else None,
+            )
+    except InputError as exc:
+        exit_with(str(exc), 1)
+    to_stdout = str(out) == "-" or str(dlq) == "-"
     if not quiet:
-        out_console = Console()
+        out_console = console if to_stdout else Console()
         out_console.print(
             stats_table(result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected))
         )
         out_console.print(detector_table(result.anomalies))
         for number, reason in result.rejected[:5]:
-            out_console.print(f"[yellow]line {number} rejected:[/] {reason}")
+            out_console.print(f"[yellow]line {number} rejected:[/] {escape(reason)}")
         if len(result.rejected) > 5:
             out_console.print(
                 f"[yellow]… {len(result.rejected) - 5} more rejected lines[/] (use --dlq FILE to keep them)"
             )
-        out_console.print(f"anomalies written to [bold]{out}[/]")
+        out_console.print(f"anomalies written to [bold]{'standard output' if str(out) == '-' else escape(str(out))}[/]")
+    why = failure(result, name)
+    if why is not None:
+        if result.objects:  # every line rejected: where to see why
+            why += f"; the rejected lines are in {dlq}" if dlq else "; see them all with --dlq FILE"
+        exit_with(why, 1)
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
 
 
 class _null:

@@ -4,10 +4,11 @@ turn a bad file or setting into a clear message and exit code 2."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from detectors.config import BurnguardConfig, ConfigError, load_config
 
@@ -45,3 +46,10 @@ def stream_settings(**overrides: Any) -> StreamSettings:
     except SettingsError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+
+
+def exit_with(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` as one line on stderr (never wrapped) and exit with ``code``:
+    2 for a command line that cannot work, 1 for a run that failed."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)

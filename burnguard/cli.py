@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -36,7 +37,36 @@ from detectors.config import Autonomy
 if TYPE_CHECKING:
     from burnguard.simulator import FleetSimulator
 
-app = typer.Typer(help="burnguard: stop AI agents from burning money.", no_args_is_help=True, add_completion=False)
+
+class _Cli(typer.Typer):
+    """The console entry point (``burnguard = "burnguard.cli:app"``): no traceback ever reaches a
+    user. An unexpected error is one line naming it and asking for a report (the traceback with
+    ``BURNGUARD_DEBUG=1``); Ctrl-C exits 130 with one line."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code == 130:  # typer turns KeyboardInterrupt into exit 130
+                console.print("interrupted", soft_wrap=True)
+            raise
+        except Exception as exc:
+            if os.environ.get("BURNGUARD_DEBUG", "").strip() not in ("", "0"):
+                raise
+            console.print(
+                f"[red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}; this is a bug in burnguard, "
+                "please report it (BURNGUARD_DEBUG=1 shows the traceback)",
+                soft_wrap=True,
+            )
+            raise SystemExit(1) from None
+
+
+app = _Cli(
+    help="burnguard: stop AI agents from burning money.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 app.add_typer(silence_app, name="silence")
@@ -138,7 +168,7 @@ class _null:
 def simulate(
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="JSONL file to write the fleet's events to.", dir_okay=False),
+        typer.Option("--out", "-o", help="JSONL file to write the fleet's events to (- for stdout).", allow_dash=True),
     ] = None,
     hours: Annotated[float, typer.Option(help="Simulated hours.")] = 48.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet).")] = 7,
@@ -154,20 +184,51 @@ def simulate(
 ) -> None:
     """Write the demo's simulated fleet (with its injected incidents) as JSONL cost events, or
     produce it to Kafka (``--to-kafka``, key = root task id) at ``--rate`` events per second."""
+    from burnguard.files import InputError, UsageError, check_output
     from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator, write_jsonl
 
+    check_fleet_size(hours, scale, DEFAULT_INCIDENTS if incidents else ())
+    if not to_kafka:
+        if out is None:
+            exit_with("give --out FILE, or --to-kafka to produce to Kafka", 2)
+        try:
+            check_output("--out", out)
+        except UsageError as exc:
+            exit_with(str(exc), 2)
     sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ())
     if to_kafka:
         _simulate_to_kafka(sim, rate, bootstrap)
         return
-    if out is None:
-        console.print("[red]error:[/] give --out FILE, or --to-kafka to produce to Kafka")
-        raise typer.Exit(2)
-    with console.status(f"simulating {hours:g} h of fleet into {out}"):
-        count = write_jsonl(sim.events(), out)
-    console.print(f"wrote {count:,} events to [bold]{out}[/]; injected incidents:")
+    assert out is not None
+    shown = "standard output" if str(out) == "-" else str(out)
+    try:
+        with console.status(f"simulating {hours:g} h of fleet into {shown}"):
+            count = write_jsonl(sim.events(), out)
+    except BrokenPipeError:
+        raise  # the reader went away (| head): typer exits quietly
+    except (InputError, OSError) as exc:
+        exit_with(f"cannot write {shown}: {getattr(exc, 'strerror', None) or exc}", 1)
+    console.print(f"wrote {count:,} events to [bold]{escape(shown)}[/]; injected incidents:")
     for inc in sim.incidents:
         console.print(f"  - {inc.kind}: {inc.description}")
+
+
+def check_fleet_size(hours: float, scale: float, incidents: tuple[str, ...]) -> None:
+    """Exit 2, saying the minimum, unless a fleet of ``hours`` (simulated hours) at ``scale`` (times
+    the default arrival rates) can hold ``incidents``."""
+    from burnguard.simulator.incidents import min_hours
+
+    if hours <= 0:
+        exit_with(f"--hours {hours:g}: give a number of simulated hours above 0 (the default is 48)", 2)
+    if scale <= 0:
+        exit_with(f"--scale {scale:g}: give a factor above 0 (1.0 is the default fleet)", 2)
+    least = min_hours(incidents)
+    if hours < least:
+        exit_with(
+            f"--hours {hours:g}: the injected incidents need at least {least:g} simulated hours; "
+            f"give --hours {least:g} or more",
+            2,
+        )
 
 
 def _simulate_to_kafka(sim: FleetSimulator, rate: float, bootstrap: str | None) -> None:
@@ -269,6 +330,7 @@ def alerter(
     topic); permanent failures go to the alerts dead-letter topic. Kafka settings as for `burnguard worker`.
     """
     from alerting.config import ConfigError, load_alerting_config
+    from alerting.silences import SilencesFileError
     from streams.topics import BrokerUnreachable
     from streams.worker import run_alerter
 
@@ -282,6 +344,8 @@ def alerter(
         raise typer.Exit(2) from None
     try:
         run_alerter(settings, config, str(silences) if silences is not None else None)
+    except SilencesFileError as exc:
+        exit_with(str(exc), 2)
     except BrokerUnreachable as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
@@ -295,15 +359,38 @@ def demo(
         float, typer.Option(help="Seconds of wall time the live view spends (0: as fast as possible).")
     ] = 45.0,
     autonomy: Annotated[Autonomy, typer.Option(help="Autonomy of every workflow in the demo.")] = Autonomy.ACT,
-    out: Annotated[Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write every anomaly here (JSONL; - for stdout).", allow_dash=True)
+    ] = None,
     alerts: Annotated[
         bool, typer.Option("--alerts/--no-alerts", help="Print the Slack/PagerDuty notifications that would be sent.")
     ] = False,
 ) -> None:
     """The whole job on an embedded fleet: simulate, detect, alert, kill, and score it."""
     from burnguard.demo import run_demo
+    from burnguard.files import InputError, UsageError, atomic_output, check_output
+    from burnguard.simulator import DEFAULT_INCIDENTS
 
-    ok = run_demo(hours=hours, seed=seed, pace_s=pace, autonomy=autonomy, out=out, alerts=alerts)
+    check_fleet_size(hours, 1.0, DEFAULT_INCIDENTS)
+    try:
+        check_output("--out", out)
+    except UsageError as exc:
+        exit_with(str(exc), 2)
+    try:
+        with atomic_output(out) if out is not None else _null() as sink:
+            ok = run_demo(
+                hours=hours,
+                seed=seed,
+                pace_s=pace,
+                autonomy=autonomy,
+                out=sink,
+                alerts=alerts,
+                screen=console if str(out) == "-" else None,  # stdout carries the anomalies
+            )
+    except InputError as exc:
+        exit_with(str(exc), 1)
+    if out is not None:
+        console.print(f"anomalies written to {'standard output' if str(out) == '-' else escape(str(out))}")
     raise typer.Exit(0 if ok else 1)
 
 

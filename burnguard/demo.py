@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -127,9 +126,19 @@ def _view(run: DemoRun, recent: deque[Anomaly], wall_s: float) -> Group:
 
 
 def run_demo(
-    *, hours: float, seed: int, pace_s: float, autonomy: Autonomy, out: Path | None, alerts: bool = False
+    *,
+    hours: float,
+    seed: int,
+    pace_s: float,
+    autonomy: Autonomy,
+    out: IO[bytes] | None,
+    alerts: bool = False,
+    screen: Console | None = None,
 ) -> bool:
-    console = Console()
+    """Run the demo on ``screen`` (default: stdout); every anomaly also goes to ``out`` (JSON lines)
+    when given (the caller opens and closes it). True when every incident was detected and no kill
+    was wrong."""
+    console = screen or Console()
     live_screen = console.is_terminal
     run = DemoRun(hours=hours, seed=seed, autonomy=autonomy)
     # what would reach Slack and PagerDuty: the default alerting pipeline, printed by a console receiver
@@ -141,7 +150,7 @@ def run_demo(
     )
     recent: deque[Anomaly] = deque(maxlen=12)
     started = time.monotonic()
-    sink = out.open("wb") if out else None
+    sink = out
     try:
         live = Live(_view(run, recent, 0), console=console, refresh_per_second=4, transient=False)
         with live if live_screen else contextlib.nullcontext():
@@ -168,7 +177,7 @@ def run_demo(
                 live.update(_view(run, recent, time.monotonic() - started))
     finally:
         if sink is not None:
-            sink.close()
+            sink.flush()
     console.print(scorecard.table())
     for a in scorecard.false_alerts[:10]:
         console.print(f"  [yellow]false alert[/] {a.detector} {a.severity.value}: {a.summary}")
@@ -185,6 +194,4 @@ def run_demo(
     console.print(verdict)
     if alerts:
         console.print(f"{len(receiver.sent)} notifications would have been sent to Slack and PagerDuty.")
-    if out:
-        console.print(f"anomalies written to {out}")
     return scorecard.ok

@@ -258,6 +258,8 @@ def load_yaml_model(path: str | Path, model: type[ModelT], sections: str, *, emp
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), [("<file>", "not a text file (binary data?): give a YAML file")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"

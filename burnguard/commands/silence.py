@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from burnguard.commands.common import console
+from burnguard.commands.common import console, exit_with
 
 silence_app = typer.Typer(help="Silences: time-limited mutes of matching anomalies.", no_args_is_help=True)
 SilencesOption = Annotated[
     Path,
-    typer.Option("--file", envvar="BURNGUARD_SILENCES", help="Silences file (JSON) the worker reads.", dir_okay=False),
+    typer.Option("--file", envvar="BURNGUARD_SILENCES", help="Silences file (JSON) the worker reads."),
 ]
 
 
@@ -44,7 +44,7 @@ def silence_add(
 
     from alerting.config import parse_duration
     from alerting.matchers import Matchers
-    from alerting.silences import Silence, SilenceStore
+    from alerting.silences import Silence, SilencesFileError, SilenceStore
 
     now = time.time()
     try:
@@ -55,7 +55,10 @@ def silence_add(
     except (ValidationError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    SilenceStore(file).add(silence)
+    try:
+        SilenceStore(file).add(silence)
+    except SilencesFileError as exc:
+        exit_with(str(exc), 1)
     typer.echo(silence.silence_id)
 
 
@@ -67,12 +70,16 @@ def silence_list(
     """The silences in force (or all of them with --expired)."""
     from rich.table import Table
 
-    from alerting.silences import SilenceStore
+    from alerting.silences import SilencesFileError, SilenceStore
     from schemas.timefmt import format_ts
 
     now = time.time()
     table = Table("id", "matchers", "ends", "by", "comment")
-    for s in SilenceStore(file).list(now, include_expired=expired):
+    try:
+        found = SilenceStore(file).list(now, include_expired=expired)
+    except SilencesFileError as exc:
+        exit_with(str(exc), 1)
+    for s in found:
         conditions = [f"{k}={v}" for k, v in s.matchers.match.items()]
         conditions += [f"{k}=~{v}" for k, v in s.matchers.match_re.items()]
         table.add_row(
@@ -91,10 +98,12 @@ def silence_expire(
     file: SilencesOption = Path("burnguard-silences.json"),
 ) -> None:
     """End a silence now."""
-    from alerting.silences import SilenceStore
+    from alerting.silences import SilencesFileError, SilenceStore
 
     try:
         SilenceStore(file).expire(silence_id, time.time())
+    except SilencesFileError as exc:
+        exit_with(str(exc), 1)
     except KeyError:
         console.print(f"[red]error:[/] no silence {silence_id} in {file}")
         raise typer.Exit(1) from None

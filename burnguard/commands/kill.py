@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from burnguard.commands.common import BootstrapOption, console, stream_settings
+from burnguard.commands.common import BootstrapOption, console, exit_with, stream_settings
 
 if TYPE_CHECKING:
     from streams.killswitch_keys import KillKeys
@@ -126,8 +127,15 @@ def _decide(
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     from aiokafka.errors import KafkaError
 
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # its "Unable connect" lines: the one error below says it
     try:
         return asyncio.run(coro)
     except (OSError, TimeoutError, KafkaError) as exc:
-        console.print(f"[red]error:[/] cannot reach Kafka: {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+        exit_with(
+            f"cannot reach Kafka: {type(exc).__name__}: {exc}; start a broker or point --bootstrap at a running one",
+            1,
+        )
+    finally:
+        client_log.setLevel(level)

@@ -24,7 +24,7 @@ from burnguard.files import (
 
 
 def _lines(data: bytes, limit: int) -> list[bytes | Oversized]:
-    return list(read_lines(io.BufferedReader(io.BytesIO(data)), name="t", limit=limit))  # type: ignore[arg-type]
+    return list(read_lines(io.BufferedReader(io.BytesIO(data)), name="t", limit=limit))
 
 
 def test_a_line_over_the_limit_comes_back_as_its_prefix_size_and_hash_and_the_next_line_is_read() -> None:

@@ -197,3 +197,12 @@ def test_simulate_writes_atomically_gzip_by_name_and_to_stdout(tmp_path: Path) -
     assert to_stdout.stdout.encode().splitlines() == packed and packed
     assert json.loads(packed[0])["schema"] == "burnguard.cost_event/1"
     assert _files(tmp_path) == ["fleet.jsonl.gz"]
+
+
+def test_demo_out_dash_writes_only_anomalies_to_stdout_and_the_screen_to_stderr(tmp_path: Path) -> None:
+    done = run_burnguard("demo", "--pace", "0", "--hours", "22", "--out", "-", cwd=tmp_path)
+    assert done.returncode in (0, 1), done  # 1: the scorecard's verdict on a short fleet, not an error
+    anomalies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert anomalies and all(a["schema"] == "burnguard.anomaly/1" for a in anomalies)
+    assert "anomalies written to standard output" in done.stderr and "burnguard demo" in done.stderr
+    assert _files(tmp_path) == []

@@ -253,13 +253,18 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through: a temporary file beside it, flushed to disk and
     renamed over ``path`` when the block ends normally, removed when it raises (an error or
     Ctrl-C), so ``path`` is either its previous content (or absent) or the whole new one. ``-``
-    writes to standard output. An unwritable place raises :class:`InputError`."""
+    writes to standard output; a device or a named pipe (``/dev/null``) is written directly; a
+    symlink's target is replaced, the link kept. An unwritable place raises :class:`InputError`."""
     if is_stdio(path):
         out = sys.stdout.buffer
         yield out
         out.flush()
         return
-    target = Path(path)
+    target = Path(os.path.realpath(path))  # through a symlink: the file it names is replaced, not the link
+    if target.exists() and not target.is_file():  # /dev/null, a named pipe: nothing to replace
+        with target.open("wb") as special:
+            yield cast(BinaryIO, special)
+        return
     try:
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:

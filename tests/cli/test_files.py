@@ -116,3 +116,15 @@ def test_check_output_refuses_impossible_places(tmp_path: Path) -> None:
             check_output("--out", path)
     check_output("--out", tmp_path / "o.jsonl")
     check_output("--out", "-")
+
+
+def test_atomic_output_writes_devices_directly_and_keeps_a_symlink(tmp_path: Path) -> None:
+    with atomic_output("/dev/null") as fh:
+        fh.write(b"discarded")
+    assert Path("/dev/null").is_char_device()  # written to, never replaced by a file
+    real = tmp_path / "real.jsonl"
+    real.write_bytes(b"old\n")
+    (tmp_path / "link.jsonl").symlink_to(real)
+    with atomic_output(tmp_path / "link.jsonl") as fh:
+        fh.write(b"new\n")
+    assert (tmp_path / "link.jsonl").is_symlink() and real.read_bytes() == b"new\n"

@@ -29,6 +29,9 @@ class Case:
 CASES: dict[str, Case] = {
     "replay over its input": Case(("replay", "events.jsonl", "--out", "events.jsonl"), 2, "--out events.jsonl"),
     "replay dlq over its input": Case(("replay", "events.jsonl", "--out", "a", "--dlq", "events.jsonl"), 2, "--dlq"),
+    "replay out over its config": Case(
+        ("replay", "events.jsonl", "--out", "cfg.yaml", "-c", "cfg.yaml"), 2, "--out cfg.yaml is the input file"
+    ),
     "replay out in no directory": Case(("replay", "events.jsonl", "--out", "no/such/a.jsonl"), 2, "does not exist"),
     "replay out under a file": Case(("replay", "events.jsonl", "--out", "events.jsonl/a"), 2, "not a directory"),
     "replay out a directory": Case(("replay", "events.jsonl", "--out", "sub"), 2, "is a directory"),
@@ -86,6 +89,7 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "empty.jsonl").write_bytes(b"")
     (tmp_path / "corrupt.json").write_text('[{"silence_id": "abc", ')
     (tmp_path / "sub").mkdir()
+    (tmp_path / "cfg.yaml").write_text("version: test\n")
     return tmp_path
 
 

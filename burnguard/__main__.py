@@ -2,4 +2,5 @@
 
 from burnguard.cli import main
 
-main()
+if __name__ == "__main__":  # not when a doctest run imports the package's modules
+    main()

@@ -1,6 +1,6 @@
 """``python -m burnguard``: the same as the ``burnguard`` command."""
 
-from burnguard.cli import main
+from burnguard.cli import app
 
 if __name__ == "__main__":  # not when a doctest run imports the package's modules
-    main()
+    app(prog_name="burnguard")

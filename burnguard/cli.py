@@ -106,7 +106,8 @@ def replay(
                 on_bytes=(lambda n: progress.advance(bar, n)) if show else None,
             )
     except InputError as exc:
-        exit_with(str(exc), 1)
+        to_files = str(out) != "-" and str(dlq) != "-"
+        exit_with(f"{exc}; {'nothing was written: ' if to_files else ''}get the whole file and run again", 1)
     to_stdout = str(out) == "-" or str(dlq) == "-"
     if not quiet:
         out_console = console if to_stdout else Console()

@@ -39,6 +39,7 @@ __all__ = [
     "atomic_output",
     "check_input",
     "check_output",
+    "check_output_dir",
     "display_name",
     "is_stdio",
     "open_input",
@@ -157,11 +158,8 @@ def read_lines(
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         after = f"after line {complete:,}" if complete else "before its first line"
         if isinstance(exc, EOFError):
-            raise InputError(
-                f"{name}: the gzip archive ends early, {after} (cut short in a download or copy?); "
-                "nothing was written: get the whole file and run again"
-            ) from None
-        raise InputError(f"{name}: the gzip data is corrupt ({exc}), {after}; nothing was written") from None
+            raise InputError(f"{name}: the gzip archive ends early, {after} (cut short in a copy?)") from None
+        raise InputError(f"{name}: the gzip data is corrupt ({exc}), {after}") from None
 
 
 def _read_through(stream: BinaryIO, first: bytes, on_bytes: Callable[[int], None] | None) -> Oversized:

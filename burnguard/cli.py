@@ -308,7 +308,7 @@ def alerter(
     topic); permanent failures go to the alerts dead-letter topic. Kafka settings as for `burnguard worker`.
     """
     from alerting.config import ConfigError, load_alerting_config
-    from alerting.silences import SilencesFileError
+    from alerting.silences import SilencesFileError, SilenceStore
     from streams.topics import BrokerUnreachable
     from streams.worker import run_alerter
 
@@ -321,6 +321,8 @@ def alerter(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     try:
+        if silences is not None:
+            SilenceStore(silences)  # a corrupt file is said before anything connects
         run_alerter(settings, config, str(silences) if silences is not None else None)
     except SilencesFileError as exc:
         exit_with(str(exc), 2)

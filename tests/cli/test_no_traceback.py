@@ -72,6 +72,7 @@ CASES: dict[str, Case] = {
     "silence add under a file": Case(
         ("silence", "add", "-m", "team=a", "--file", "events.jsonl/s.json"), 1, "cannot write"
     ),
+    "alerter with a corrupt silences file": Case(("alerter", "--silences", "corrupt.json"), 2, "not valid JSON"),
     "kill list without a broker": Case(
         ("kill", "list"), 1, "cannot reach Kafka", {"BURNGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
     ),

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerting.matchers import Matchers
 
@@ -79,48 +80,76 @@ class SilenceStore:
         cannot be read or is not a list of silences."""
         if self.path is None or not self.path.exists():
             return
+        if self.path.is_dir():
+            raise SilencesFileError(f"silences file {self.path} is a directory; give a file path with --file")
         try:
             mtime = self.path.stat().st_mtime
             if mtime == self._mtime:
                 return
-            raw = json.loads(self.path.read_text(encoding="utf-8") or "[]")
-            if not isinstance(raw, list):
-                raise ValueError("it holds no list")
-            silences = [Silence.model_validate(item) for item in raw]
-        except (OSError, ValueError) as exc:  # ValueError: not JSON, not a list, a silence not valid
-            if isinstance(exc, OSError):
-                error = SilencesFileError(f"cannot read the silences file {self.path}: {exc.strerror or exc}")
-            else:
-                reason = (
-                    "it is not JSON"
-                    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError)
-                    else "it is not a list of silences"
-                )
-                error = SilencesFileError(
-                    f"the silences file {self.path} is damaged ({reason}): fix it or move it away"
-                )
+            silences = self._read(self.path)
+        except (OSError, SilencesFileError) as exc:
+            error = exc if isinstance(exc, SilencesFileError) else SilencesFileError(
+                f"cannot read silences file {self.path}: {exc.strerror or exc}"
+            )
             if not self._started:
                 raise error from None
             log.warning("%s; the silences read before stay in force", error)
-            self._mtime = mtime if isinstance(exc, ValueError) else self._mtime
+            if isinstance(exc, SilencesFileError):
+                self._mtime = mtime  # said once per version of the file, not on every tick
             return
         self.silences = {s.silence_id: s for s in silences}
         self._mtime = mtime
 
+    @staticmethod
+    def _read(path: Path) -> list[Silence]:
+        """The silences in ``path``; :class:`SilencesFileError` saying what is wrong with it."""
+        fix = "fix or remove it (burnguard silence add writes a new one)"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8") or "[]")
+        except OSError as exc:
+            raise SilencesFileError(f"cannot read silences file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SilencesFileError(f"silences file {path} is not text (binary data?); {fix}") from None
+        except json.JSONDecodeError as exc:
+            raise SilencesFileError(
+                f"silences file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {fix}"
+            ) from None
+        if not isinstance(raw, list):
+            raise SilencesFileError(f"silences file {path} must hold a JSON list of silences; {fix}")
+        silences = []
+        for i, item in enumerate(raw):
+            try:
+                silences.append(Silence.model_validate(item))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "silence"
+                raise SilencesFileError(
+                    f"silences file {path}: silence #{i + 1} is invalid ({where}: {err['msg']}); {fix}"
+                ) from None
+        return silences
+
     def _save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        data = json.dumps([s.model_dump(mode="json") for s in self.silences.values()], indent=2).encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(
-                json.dumps([s.model_dump(mode="json") for s in self.silences.values()], indent=2), encoding="utf-8"
-            )
-            os.replace(tmp, self.path)
-            self._mtime = self.path.stat().st_mtime
+            # a temporary file of its own beside the target, on disk before it replaces the file:
+            # a crash or a full disk leaves the previous silences, never half of the new ones
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise SilencesFileError(f"cannot write the silences file {self.path}: {exc.strerror or exc}") from None
+            raise SilencesFileError(f"cannot write silences file {self.path}: {exc.strerror or exc}") from None
+        self._mtime = self.path.stat().st_mtime
 
     def apply(self, silence: Silence) -> None:
         """A silence read from the silences topic (a newer record of an id replaces the older)."""

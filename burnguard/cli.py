@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -25,11 +26,13 @@ from burnguard.commands.common import (
     BootstrapOption,
     ConfigOption,
     console,
+    exit_with,
     load_or_exit,
     print_config_error,
     settings_config,
     stream_settings,
 )
+from burnguard.commands.entry import BurnguardApp
 from burnguard.commands.kill import kill_app
 from burnguard.commands.silence import silence_app
 from detectors.config import Autonomy
@@ -39,11 +42,12 @@ if TYPE_CHECKING:
 
 terminal_help.install()
 # markdown: docstrings wrap to the terminal (rich mode keeps their source line breaks) and `code` shows as code
-app = typer.Typer(
+app = BurnguardApp(
     help="burnguard: stop AI agents from burning money.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
 )
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
@@ -73,24 +77,35 @@ def _main(
 def replay(
     events: Annotated[Path, typer.Argument(help="JSONL cost events (gzip allowed), or - for stdin.", allow_dash=True)],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Where to write anomalies, one JSON per line.", dir_okay=False)
+        Path,
+        typer.Option(
+            "--out", "-o", help="Where to write anomalies, one JSON per line (- for stdout).", allow_dash=True
+        ),
     ],
     config: ConfigOption = None,
     autonomy: Annotated[Autonomy | None, typer.Option(help="Override every workflow's autonomy for this run.")] = None,
     dlq: Annotated[
-        Path | None, typer.Option(help="Write rejected lines here with their reason.", dir_okay=False)
+        Path | None, typer.Option(help="Write rejected lines here with their reason (- for stdout).", allow_dash=True)
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ) -> None:
-    """Run the detectors over a file of cost events, in event time, without Kafka."""
-    from burnguard.replay import replay_file
+    """Run the detectors over a file of cost events, in event time, without Kafka.
+
+    Exit 0 when something was read; 1 when the input cannot be read through (nothing is written) or
+    holds no cost event (the outputs are written: the dead letters say why); 2 for a usage error."""
+    from burnguard.files import InputError, UsageError, atomic_output, check_input, check_output, refuse_collisions
+    from burnguard.replay import failure, replay_file
     from burnguard.report import cost_notices, detector_table, stats_table
 
+    try:
+        check_input(events)
+        check_output("--out", out)
+        check_output("--dlq", dlq)
+        refuse_collisions({"--out": out, "--dlq": dlq}, [events, *([config] if config else [])])
+    except UsageError as exc:
+        exit_with(str(exc), 2)
     cfg = load_or_exit(config)
-    if str(events) != "-" and not events.is_file():
-        console.print(f"[red]error:[/] no such file: {events}")
-        raise typer.Exit(2)
-    total = events.stat().st_size if str(events) != "-" else None
+    name = "standard input" if str(events) == "-" else str(events)
     show = not quiet and console.is_terminal
     progress = Progress(
         TextColumn("replaying"),
@@ -101,19 +116,24 @@ def replay(
         console=console,
         disable=not show,
     )
-    compressed = str(events).endswith(".gz")
-    with progress, out.open("wb") as sink, dlq.open("wb") if dlq else _null() as dlq_sink:
-        bar = progress.add_task("replay", total=None if compressed else total)
-        result = replay_file(
-            events,
-            sink,
-            config=cfg,
-            autonomy=autonomy,
-            dlq=dlq_sink,
-            on_bytes=(lambda n: progress.advance(bar, n)) if show else None,
-        )
+    total = None if name == "standard input" or _is_gzip(events) else events.stat().st_size
+    try:
+        with progress, atomic_output(out) as sink, atomic_output(dlq) if dlq else _null() as dlq_sink:
+            bar = progress.add_task("replay", total=total)
+            result = replay_file(
+                events,
+                sink,
+                config=cfg,
+                autonomy=autonomy,
+                dlq=dlq_sink,
+                on_bytes=(lambda n: progress.advance(bar, n)) if show else None,
+            )
+    except InputError as exc:
+        to_files = str(out) != "-" and str(dlq) != "-"
+        exit_with(f"{exc}; {'nothing was written: ' if to_files else ''}get the whole file and run again", 1)
+    to_stdout = str(out) == "-" or str(dlq) == "-"
     if not quiet:
-        out_console = Console()
+        out_console = console if to_stdout else Console()
         out_console.print(
             stats_table(result.engine.stats, lines=result.lines, seconds=result.seconds, rejected=len(result.rejected))
         )
@@ -121,12 +141,22 @@ def replay(
         for notice in cost_notices(result.engine.stats):
             out_console.print(f"[yellow]notice:[/] {notice}", markup=True, highlight=False)
         for number, reason in result.rejected[:5]:
-            out_console.print(f"[yellow]line {number} rejected:[/] {reason}")
+            out_console.print(f"[yellow]line {number} rejected:[/] {escape(reason)}")
         if len(result.rejected) > 5:
             out_console.print(
                 f"[yellow]… {len(result.rejected) - 5} more rejected lines[/] (use --dlq FILE to keep them)"
             )
-        out_console.print(f"anomalies written to [bold]{out}[/]")
+        out_console.print(f"anomalies written to [bold]{'standard output' if str(out) == '-' else escape(str(out))}[/]")
+    why = failure(result, name)
+    if why is not None:
+        if result.objects:  # every line rejected: where to see why
+            why += f"; the rejected lines are in {dlq}" if dlq else "; see them all with --dlq FILE"
+        exit_with(why, 1)
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
 
 
 class _null:
@@ -141,7 +171,7 @@ class _null:
 def simulate(
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="JSONL file to write the fleet's events to.", dir_okay=False),
+        typer.Option("--out", "-o", help="JSONL file to write the fleet's events to (- for stdout).", allow_dash=True),
     ] = None,
     hours: Annotated[float, typer.Option(help="Simulated hours.")] = 48.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet).")] = 7,
@@ -160,20 +190,51 @@ def simulate(
     With `--to-kafka`, produce them to the events topic instead (key: the root task id), at `--rate`
     events per second.
     """
+    from burnguard.files import InputError, UsageError, check_output
     from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator, write_jsonl
 
+    check_fleet_size(hours, scale, DEFAULT_INCIDENTS if incidents else ())
+    if not to_kafka:
+        if out is None:
+            exit_with("give --out FILE, or --to-kafka to produce to Kafka", 2)
+        try:
+            check_output("--out", out)
+        except UsageError as exc:
+            exit_with(str(exc), 2)
     sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS if incidents else ())
     if to_kafka:
         _simulate_to_kafka(sim, rate, bootstrap)
         return
-    if out is None:
-        console.print("[red]error:[/] give --out FILE, or --to-kafka to produce to Kafka")
-        raise typer.Exit(2)
-    with console.status(f"simulating {hours:g} h of fleet into {out}"):
-        count = write_jsonl(sim.events(), out)
-    console.print(f"wrote {count:,} events to [bold]{out}[/]; injected incidents:")
+    assert out is not None
+    shown = "standard output" if str(out) == "-" else str(out)
+    try:
+        with console.status(f"simulating {hours:g} h of fleet into {shown}"):
+            count = write_jsonl(sim.events(), out)
+    except BrokenPipeError:
+        raise  # the reader went away (| head): typer exits quietly
+    except (InputError, OSError) as exc:
+        exit_with(f"cannot write {shown}: {getattr(exc, 'strerror', None) or exc}", 1)
+    console.print(f"wrote {count:,} events to [bold]{escape(shown)}[/]; injected incidents:")
     for inc in sim.incidents:
         console.print(f"  - {inc.kind}: {inc.description}")
+
+
+def check_fleet_size(hours: float, scale: float, incidents: tuple[str, ...]) -> None:
+    """Exit 2, saying the minimum, unless a fleet of ``hours`` (simulated hours) at ``scale`` (times
+    the default arrival rates) can hold ``incidents``."""
+    from burnguard.simulator.incidents import min_hours
+
+    if hours <= 0:
+        exit_with(f"--hours {hours:g}: give a number of simulated hours above 0 (the default is 48)", 2)
+    if scale <= 0:
+        exit_with(f"--scale {scale:g}: give a factor above 0 (1.0 is the default fleet)", 2)
+    least = min_hours(incidents)
+    if hours < least:
+        exit_with(
+            f"--hours {hours:g}: the injected incidents need at least {least:g} simulated hours; "
+            f"give --hours {least:g} or more",
+            2,
+        )
 
 
 def _simulate_to_kafka(sim: FleetSimulator, rate: float, bootstrap: str | None) -> None:
@@ -203,8 +264,7 @@ def _simulate_to_kafka(sim: FleetSimulator, rate: float, bootstrap: str | None) 
         try:
             count = asyncio.run(produce_events(settings, sim.events(), rate=rate, on_sent=advance))
         except BrokerUnreachable as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+            exit_with(str(exc), 1)
     console.print(f"produced {count:,} events to [bold]{settings.events_topic}[/] at {settings.bootstrap}")
 
 
@@ -261,13 +321,11 @@ def worker(
     try:
         require_signing_key(cfg, settings.autonomy)
     except KillKeysError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        exit_with(str(exc), 2)
     try:
         run_worker(settings, cfg)
     except BrokerUnreachable as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        exit_with(str(exc), 1)
 
 
 @app.command()
@@ -298,6 +356,7 @@ def alerter(
     topic); permanent failures go to the alerts dead-letter topic. Kafka settings as for `burnguard worker`.
     """
     from alerting.config import ConfigError, load_alerting_config
+    from alerting.silences import SilencesFileError, SilenceStore
     from streams.topics import BrokerUnreachable
     from streams.worker import run_alerter
 
@@ -309,16 +368,14 @@ def alerter(
     except ConfigError as exc:
         print_config_error(exc, "alerting", check=True)
         raise typer.Exit(2) from None
-    from alerting.silences import SilencesFileError
-
     try:
+        if silences is not None:
+            SilenceStore(silences)  # a corrupt file is said before anything connects
         run_alerter(settings, config, str(silences) if silences is not None else None)
     except SilencesFileError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        exit_with(str(exc), 2)
     except BrokerUnreachable as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        exit_with(str(exc), 1)
 
 
 @app.command()
@@ -332,7 +389,9 @@ def demo(
         Autonomy | None,
         typer.Option(help="Autonomy of every workflow in the demo.", show_default="act; with --config, the file's"),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Also write every anomaly here (JSONL).", dir_okay=False)] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write every anomaly here (JSONL; - for stdout).", allow_dash=True)
+    ] = None,
     alerts: Annotated[
         bool, typer.Option("--alerts/--no-alerts", help="Print the Slack/PagerDuty notifications that would be sent.")
     ] = False,
@@ -346,11 +405,35 @@ def demo(
 ) -> None:
     """The whole job on an embedded fleet: simulate, detect, alert, kill, and score it."""
     from burnguard.demo import run_demo
+    from burnguard.files import InputError, UsageError, atomic_output, check_output, refuse_collisions
+    from burnguard.simulator import DEFAULT_INCIDENTS
 
+    check_fleet_size(hours, 1.0, DEFAULT_INCIDENTS)
+    try:
+        check_output("--out", out)
+        if config is not None and out is not None:
+            refuse_collisions({"--out": out}, [config])
+    except UsageError as exc:
+        exit_with(str(exc), 2)
     cfg = load_or_exit(config) if config is not None else None
     if autonomy is None and cfg is None:
         autonomy = Autonomy.ACT
-    ok = run_demo(hours=hours, seed=seed, pace_s=pace, autonomy=autonomy, out=out, alerts=alerts, config=cfg)
+    try:
+        with atomic_output(out) if out is not None else _null() as sink:
+            ok = run_demo(
+                hours=hours,
+                seed=seed,
+                pace_s=pace,
+                autonomy=autonomy,
+                out=sink,
+                alerts=alerts,
+                config=cfg,
+                screen=console if str(out) == "-" else None,  # stdout carries the anomalies
+            )
+    except InputError as exc:
+        exit_with(str(exc), 1)
+    if out is not None:
+        console.print(f"anomalies written to {'standard output' if str(out) == '-' else escape(str(out))}")
     raise typer.Exit(0 if ok else 1)
 
 

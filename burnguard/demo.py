@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -168,12 +167,15 @@ def run_demo(
     seed: int,
     pace_s: float,
     autonomy: Autonomy | None,
-    out: Path | None,
+    out: IO[bytes] | None,
     alerts: bool = False,
     config: BurnguardConfig | None = None,
+    screen: Console | None = None,
 ) -> bool:
-    """The live demo; ``True`` when every incident was detected and no kill was wrong."""
-    console = Console()
+    """Run the demo on ``screen`` (default: stdout); every anomaly also goes to ``out`` (JSON lines)
+    when given (the caller opens and closes it). True when every incident was detected and no kill
+    was wrong."""
+    console = screen or Console()
     live_screen = console.is_terminal
     run = DemoRun(hours=hours, seed=seed, autonomy=autonomy, config=config)
     preview = _AlertPreview(console) if alerts else None
@@ -185,7 +187,7 @@ def run_demo(
     )
     recent: deque[Anomaly] = deque(maxlen=64)
     started = time.monotonic()
-    sink = out.open("wb") if out else None
+    sink = out
 
     def emit(found: list[Anomaly]) -> None:
         if preview is not None:
@@ -216,7 +218,7 @@ def run_demo(
                 live.update(LiveView(run, recent, time.monotonic() - started), refresh=True)
     finally:
         if sink is not None:
-            sink.close()
+            sink.flush()
     scorecard = run.scorecard()
     console.print(scorecard.table(console.width))
     console.print(scorecard.false_alert_list())
@@ -237,6 +239,4 @@ def run_demo(
         console.print(f"{len(preview.receiver.sent)} notifications would have been sent to Slack and PagerDuty.")
         if still := preview.still_firing():
             console.print(f"Still firing when the fleet ended (no resolve sent yet): {', '.join(still)}")
-    if out:
-        console.print(f"anomalies written to {out}")
     return scorecard.ok

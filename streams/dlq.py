@@ -30,12 +30,12 @@ One JSON object per record on ``burnguard.dlq`` (key = the original key, at most
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import time
 
 import orjson
 
+from schemas.dead_letter import MAX_KEPT_VALUE_BYTES, value_fields
 from schemas.timefmt import format_ts
 
 __all__ = [
@@ -52,24 +52,11 @@ __all__ = [
 log = logging.getLogger("burnguard.streams")
 
 DEAD_LETTER_SCHEMA = "burnguard.dead_letter/1"
-#: bytes of the original value a dead letter keeps (base64 and text: about 3x this in the record)
-MAX_KEPT_VALUE_BYTES = 8192
 #: bytes of the original key a dead letter keeps, and the most its own record key holds
 MAX_KEPT_KEY_BYTES = 1024
 #: characters of the reason a dead letter keeps
 MAX_REASON_CHARS = 2000
-
-
-def _text(raw: bytes | None, truncated: bool = False) -> str | None:
-    if raw is None:
-        return None
-    # a prefix may end inside a character: up to 3 bytes of it are dropped, never more
-    for cut in range(4 if truncated else 1):
-        try:
-            return raw[: len(raw) - cut].decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-    return None
+_NO_VALUE = {"value_b64": None, "value_text": None, "value_bytes": None, "value_sha256": None, "value_truncated": False}
 
 
 def dead_letter_key(key: bytes | None) -> bytes | None:
@@ -91,9 +78,8 @@ def dead_letter(
     """The dead-letter record (JSON bytes) for one input record; see the module docstring. Its size is
     bounded whatever the original's: at most about 4x :data:`MAX_KEPT_VALUE_BYTES` + 3x
     :data:`MAX_KEPT_KEY_BYTES` + :data:`MAX_REASON_CHARS` bytes, plus the topic name."""
-    kept = value[:MAX_KEPT_VALUE_BYTES] if value is not None else None
     kept_key = dead_letter_key(key)
-    value_cut = value is not None and len(value) > MAX_KEPT_VALUE_BYTES
+    value_kept = value_fields(value) if value is not None else _NO_VALUE
     return orjson.dumps(
         {
             "schema": DEAD_LETTER_SCHEMA,
@@ -104,11 +90,7 @@ def dead_letter(
             "offset": offset,
             "key_b64": base64.b64encode(kept_key).decode("ascii") if kept_key is not None else None,
             "key_truncated": key is not None and len(key) > MAX_KEPT_KEY_BYTES,
-            "value_b64": base64.b64encode(kept).decode("ascii") if kept is not None else None,
-            "value_text": _text(kept, value_cut),
-            "value_bytes": len(value) if value is not None else None,
-            "value_sha256": hashlib.sha256(value).hexdigest() if value is not None else None,
-            "value_truncated": value_cut,
+            **value_kept,
             "failed_at": format_ts(time.time() if now is None else now),
         }
     )

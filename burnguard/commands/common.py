@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -83,5 +83,11 @@ def stream_settings(**overrides: Any) -> StreamSettings:
     try:
         return StreamSettings.from_env(**overrides)
     except SettingsError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        exit_with(str(exc), 2)
+
+
+def exit_with(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` as one line on stderr (never wrapped) and exit with ``code``:
+    2 for a command line that cannot work, 1 for a run that failed."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)

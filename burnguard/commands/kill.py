@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from burnguard.commands.common import BootstrapOption, console, stream_settings
+from burnguard.commands.common import BootstrapOption, console, exit_with, stream_settings
 
 if TYPE_CHECKING:
     from streams.killswitch_keys import KillKeys
@@ -83,8 +83,7 @@ def kill_show(
     try:
         proposal = find_proposal(proposals, command_id)
     except DecisionError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        exit_with(str(exc), 1)
     for line in detail_lines(proposal, time.time()):
         typer.echo(line)
 
@@ -101,8 +100,7 @@ def kill_approve(
     try:
         keys = load_kill_keys()
     except KillKeysError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        exit_with(str(exc), 2)
     decision = _decide(command_id, True, by, keys, bootstrap)
     assert decision.command is not None
     target = decision.target
@@ -129,8 +127,7 @@ def _decide(
     try:
         return _run(decide(settings, command_id, approve, _who(by), keys), settings)
     except DecisionError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        exit_with(str(exc), 1)
 
 
 def _run(coro: Coroutine[Any, Any, T], settings: StreamSettings) -> T:
@@ -143,8 +140,10 @@ def _run(coro: Coroutine[Any, Any, T], settings: StreamSettings) -> T:
     try:
         return asyncio.run(coro)
     except (KafkaConnectionError, OSError) as exc:
-        console.print(f"[red]error:[/] {unreachable_message(settings, exc)}")
+        console.print(f"[red]error:[/] {unreachable_message(settings, exc)}", soft_wrap=True)
         raise typer.Exit(1) from None
     except (TimeoutError, KafkaError) as exc:
-        console.print(f"[red]error:[/] Kafka at {settings.bootstrap} did not answer: {type(exc).__name__}: {exc}")
+        console.print(
+            f"[red]error:[/] Kafka at {settings.bootstrap} did not answer: {type(exc).__name__}: {exc}", soft_wrap=True
+        )
         raise typer.Exit(1) from None

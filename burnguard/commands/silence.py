@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from burnguard.commands.common import BootstrapOption, console, stream_settings
+from burnguard.commands.common import BootstrapOption, console, exit_with, stream_settings
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -45,7 +45,10 @@ def _matchers(pairs: list[str], what: str) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            console.print(f"[red]error:[/] {what} {pair!r}: write LABEL=VALUE, e.g. {what} workflow=support-triage")
+            console.print(
+                f"[red]error:[/] {what} {pair!r}: write LABEL=VALUE, e.g. {what} workflow=support-triage",
+                soft_wrap=True,
+            )
             raise typer.Exit(2)
         out[name.strip()] = value
     return out
@@ -71,7 +74,8 @@ def _kafka(file: Path | None, bootstrap: str | None) -> bool:
         return True
     console.print(
         "[red]error:[/] no broker and no silences file: set BURNGUARD_KAFKA_BOOTSTRAP (or --bootstrap) so every "
-        "running alerter obeys the silence, or give --file FILE for an alerter started with --silences FILE"
+        "running alerter obeys the silence, or give --file FILE for an alerter started with --silences FILE",
+        soft_wrap=True,
     )
     raise typer.Exit(2)
 
@@ -87,10 +91,11 @@ def _run_kafka(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except BrokerUnreachable as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        exit_with(str(exc), 1)
     except (OSError, TimeoutError, KafkaError) as exc:
-        console.print(f"[red]error:[/] cannot read or write the silences topic: {type(exc).__name__}: {exc}")
+        console.print(
+            f"[red]error:[/] cannot read or write the silences topic: {type(exc).__name__}: {exc}", soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 
@@ -100,8 +105,7 @@ def _store(file: Path) -> SilenceStore:
     try:
         return SilenceStore(file)
     except SilencesFileError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        exit_with(str(exc), 1)
 
 
 def _write(file: Path | None, bootstrap: str | None, silence: Silence, *, new: bool) -> str:
@@ -121,8 +125,7 @@ def _write(file: Path | None, bootstrap: str | None, silence: Silence, *, new: b
         else:
             store.expire(silence.silence_id, time.time())
     except SilencesFileError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        exit_with(str(exc), 1)
     return f"in {file}: only an alerter started with --silences {file} obeys it"
 
 
@@ -175,10 +178,10 @@ def silence_add(
             raise ValueError(f"{duration!r} is no time: a silence lasts more than 0 seconds, e.g. 30m or 2h")
         silence = Silence(matchers=matchers, starts_at=now, ends_at=now + seconds, created_by=_who(by), comment=comment)
     except ValidationError as exc:
-        console.print(f"[red]error:[/] {sentences(exc)}")
+        console.print(f"[red]error:[/] {sentences(exc)}", soft_wrap=True)
         raise typer.Exit(2) from None
     except ValueError as exc:
-        console.print(f"[red]error:[/] --duration: {exc}")
+        console.print(f"[red]error:[/] --duration: {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     where = _write(None if use_kafka else file, bootstrap, silence, new=True)
     typer.echo(silence.silence_id)
@@ -232,7 +235,9 @@ def silence_expire(
     current = _read(None if use_kafka else file, bootstrap).get(silence_id)
     if current is None:
         where = f"in {file}" if file is not None else "on the silences topic"
-        console.print(f"[red]error:[/] no silence {silence_id} {where} (see burnguard silence list --expired)")
+        console.print(
+            f"[red]error:[/] no silence {silence_id} {where} (see burnguard silence list --expired)", soft_wrap=True
+        )
         raise typer.Exit(1)
     now = time.time()
     if not now < current.ends_at:

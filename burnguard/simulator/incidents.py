@@ -28,6 +28,7 @@ __all__ = [
     "IncidentKind",
     "IncidentPlan",
     "fleet_effects",
+    "min_hours",
     "plan_incidents",
     "realise_incident",
 ]
@@ -138,6 +139,17 @@ def _params(kind: str, p: WorkflowProfile, rng: random.Random) -> tuple[float, d
     if kind == "zombie_task":
         return 24.0, {"usd_per_minute": round(rng.uniform(0.008, 0.015), 4), "max_hours": 24.0}
     raise ValueError(f"unknown incident kind {kind!r}; known: {', '.join(INCIDENT_KINDS)}")
+
+
+def min_hours(kinds: Sequence[str]) -> float:
+    """The shortest horizon (simulated hours) in which every incident in ``kinds`` can be placed:
+    the warm-up plus the longest tail an incident needs after its start (0 without incidents).
+
+    >>> min_hours(DEFAULT_INCIDENTS), min_hours(())
+    (22.0, 0.0)
+    """
+    tails = [_PLACEMENT[k][2] for k in kinds if k in _PLACEMENT]
+    return WARMUP_HOURS + max(tails) if tails else 0.0
 
 
 def plan_incidents(

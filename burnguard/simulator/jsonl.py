@@ -55,14 +55,18 @@ def write_jsonl(
 ) -> int:
     """Write ``events`` one JSON object per line, ``ts`` as RFC 3339; returns the line count.
 
-    A path ending in ``.gz`` is gzip-compressed. An open file may be binary or text; it is left open.
+    A path is written atomically (:func:`burnguard.files.atomic_output`: an interrupted or failed
+    write leaves the previous file, or none); ``-`` is standard output; a path ending in ``.gz`` is
+    gzip-compressed. An open file may be binary or text; it is left open.
     """
     if isinstance(path_or_file, str | os.PathLike):
+        from burnguard.files import atomic_output
+
         path = Path(path_or_file)
-        if path.suffix == ".gz":
-            with gzip.open(path, "wb") as gz:
-                return _write(events, gz.write)
-        with path.open("wb") as fh:
+        with atomic_output(path) as fh:
+            if path.suffix == ".gz":
+                with gzip.GzipFile(filename="", mode="wb", fileobj=fh) as gz:
+                    return _write(events, gz.write)
             return _write(events, fh.write)
     if isinstance(path_or_file, io.TextIOBase):
         text_file = path_or_file

@@ -107,7 +107,8 @@ def test_a_damaged_silences_file_is_one_line_not_a_traceback(tmp_path: Path) -> 
         done = CliRunner().invoke(app, ["silence", *args, "--file", str(file)], env=NO_STORE)
         assert done.exit_code == 1, done.output
         line = said(done.stderr)
-        assert f"the silences file {file} is damaged (it is not JSON): fix it or move it away" in line
+        assert f"silences file {file} is not valid JSON (line 1, column 2:" in line
+        assert line.endswith("fix or remove it (burnguard silence add writes a new one)")
         assert isinstance(done.exception, SystemExit) and "Traceback" not in done.output
 
 
@@ -117,7 +118,10 @@ def test_an_alerter_given_a_damaged_silences_file_stops_with_one_line(tmp_path: 
     done = CliRunner().invoke(app, ["alerter", "--silences", str(file)], env=NO_STORE)
     assert done.exit_code == 2, done.output
     line = said(done.stderr)
-    assert line == f"error: the silences file {file} is damaged (it is not a list of silences): fix it or move it away"
+    assert line == (
+        f"error: silences file {file}: silence #1 is invalid (starts_at: Field required); "
+        "fix or remove it (burnguard silence add writes a new one)"
+    )
 
 
 def test_silence_list_is_one_line_per_silence_at_80_and_120_columns(tmp_path: Path) -> None:

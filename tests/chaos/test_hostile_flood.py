@@ -24,17 +24,8 @@ from aiokafka import AIOKafkaProducer
 from streams.feed import encode_event
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
-from tests.streams.conftest import (
-    TASK_FLEET_CONFIG,
-    Names,
-    comparable,
-    read_all,
-    reference_run,
-    task_fleet,
-    values,
-    wait_drained,
-    wait_until,
-)
+from tests.streams.conftest import Names, read_all, values, wait_drained, wait_until
+from tests.streams.reference import TASK_FLEET_CONFIG, comparable, reference_run, task_fleet
 
 PARTITIONS = 4
 

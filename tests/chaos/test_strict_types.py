@@ -15,7 +15,8 @@ import pytest
 
 from tests.factory import T0, event, task_events
 from tests.schemas.coerced import COERCED, kind_of
-from tests.streams.conftest import Names, WorkerProcess, produce, read_until, reference_run, values
+from tests.streams.conftest import Names, WorkerProcess, produce, read_until, values
+from tests.streams.reference import reference_run
 
 TASKS = 200
 COPIES = 20  # of each coerced (field, value): 26 x 20 = 520 coerced lines

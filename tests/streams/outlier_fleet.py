@@ -12,17 +12,8 @@ import orjson
 
 from streams.feed import produce_events
 from streams.settings import StreamSettings
-from tests.streams.conftest import (
-    TASK_FLEET_CONFIG,
-    Names,
-    comparable,
-    read_all,
-    replay,
-    task_fleet,
-    values,
-    wait_drained,
-    wait_until,
-)
+from tests.streams.conftest import Names, read_all, values, wait_drained, wait_until
+from tests.streams.reference import TASK_FLEET_CONFIG, comparable, replay, task_fleet
 
 PARTITIONS = 4
 #: (time, made invalid as well): an invalid record stamped 2099 must carry no time; a valid 2099

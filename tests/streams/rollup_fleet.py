@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas.timefmt import parse_ts
-from tests.streams.conftest import TASK_FLEET_CONFIG
+from tests.streams.reference import TASK_FLEET_CONFIG
 
 #: :data:`TASK_FLEET_CONFIG` plus what makes tenants and teams of :func:`task_fleet` raise burn-rate
 #: anomalies: a more sensitive learned rate for one tenant, and daily money budgets of a team and a

@@ -18,7 +18,8 @@ import orjson
 import pytest
 
 from tests.factory import T0, event, task_events
-from tests.streams.conftest import Names, produce, produce_events, read_until, replay, values
+from tests.streams.conftest import Names, produce, produce_events, read_until, values
+from tests.streams.reference import replay
 
 pytestmark = pytest.mark.kafka
 

@@ -17,7 +17,8 @@ import pytest
 
 from streams.state import workflow_key
 from tests.factory import T0, task_events
-from tests.streams.conftest import Names, produce_events, read_until, replay, values
+from tests.streams.conftest import Names, produce_events, read_until, values
+from tests.streams.reference import replay
 
 pytestmark = pytest.mark.kafka
 

@@ -34,17 +34,8 @@ import pytest
 from streams.feed import encode_event
 from streams.feed import produce_events as produce_fleet
 from streams.settings import StreamSettings
-from tests.streams.conftest import (
-    Names,
-    comparable,
-    group_assignment,
-    read_all,
-    reference_run,
-    task_fleet,
-    values,
-    wait_drained,
-    wait_until,
-)
+from tests.streams.conftest import Names, group_assignment, read_all, values, wait_drained, wait_until
+from tests.streams.reference import comparable, reference_run, task_fleet
 from tests.streams.rollup_fleet import ROLLUP_FLEET_CONFIG, rolled_up
 
 pytestmark = pytest.mark.kafka

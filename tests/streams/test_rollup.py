@@ -19,7 +19,7 @@ from streams.ordering import Mark
 from streams.pipeline import DetectionPipeline, Record, Watermark, route_with_time
 from streams.rollup import RollupPipeline, RollupState, parse_report, spend_reports
 from streams.topics import partition_for_key
-from tests.streams.conftest import task_fleet
+from tests.streams.reference import task_fleet
 from tests.streams.rollup_fleet import ROLLUP_FLEET_CONFIG
 
 BUDGET = BurnguardConfig.model_validate(

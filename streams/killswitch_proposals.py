@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from schemas.killswitch import KillCommand, KillMode
 from schemas.timefmt import format_ts
+from streams.compacted import records_to_end, table_reader
 from streams.killswitch_keys import KillKeys
 from streams.killswitch_records import KillProposal, ProposalStatus
 from streams.settings import StreamSettings
@@ -88,31 +89,17 @@ async def read_proposals(settings: StreamSettings, timeout_s: float = 20.0) -> d
     tps = [TopicPartition(topic, p["partition"]) for d in described for p in d.get("partitions") or ()]
     if not tps:
         return {}  # no proposal was ever made (the worker creates the topic)
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000), **settings.aiokafka_kwargs()
-    )
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        latest: dict[str, KillProposal] = {}
-        deadline = time.monotonic() + timeout_s
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {settings.kill_proposals_topic} took more than {timeout_s:g}s")
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    if record.value is None or record.offset >= ends[TopicPartition(record.topic, record.partition)]:
-                        continue
-                    try:
-                        proposal = KillProposal.model_validate_json(record.value)
-                    except ValidationError:
-                        continue  # not ours to judge here; the worker logs bad records
-                    latest[proposal.command_id] = proposal
-        return latest
-    finally:
-        await consumer.stop()
+    latest: dict[str, KillProposal] = {}
+    async with table_reader(settings, tps, timeout_s) as consumer:
+        async for record in records_to_end(consumer, tps, timeout_s):
+            if record.value is None:
+                continue
+            try:
+                proposal = KillProposal.model_validate_json(record.value)
+            except ValidationError:
+                continue  # not ours to judge here; the worker logs bad records
+            latest[proposal.command_id] = proposal
+    return latest
 
 
 def check_decidable(proposal: KillProposal | None, command_id: str, now: float) -> KillProposal:

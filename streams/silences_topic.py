@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from alerting.silences import Silence, SilenceStore
 from schemas.timefmt import format_ts
+from streams.compacted import records_to_end, table_reader
 from streams.settings import StreamSettings
 
 __all__ = ["FOLLOW_POLL_S", "SilenceFeed", "publish_silence", "read_silences"]
@@ -72,21 +73,13 @@ async def _partitions(settings: StreamSettings, timeout_s: float, *, create: boo
 
 async def _read_to_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout_s: float) -> dict[str, Silence]:
     """Every silence on ``tps`` (assigned to ``consumer`` at the beginning), up to the current end."""
-    ends = await consumer.end_offsets(tps)
     found: dict[str, Silence] = {}
-    deadline = time.monotonic() + timeout_s
-    while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"reading {tps[0].topic} took more than {timeout_s:g}s")
-        for tp, batch in (await consumer.getmany(*tps, timeout_ms=500)).items():
-            for record in batch:
-                if record.offset >= ends[tp]:
-                    continue
-                silence = _decode(record.value, f"{tp.partition}@{record.offset}")
-                if silence is not None:
-                    found[silence.silence_id] = silence
-                elif record.value is None and record.key is not None:
-                    found.pop(record.key.decode(errors="replace"), None)
+    async for record in records_to_end(consumer, tps, timeout_s):
+        silence = _decode(record.value, f"{record.partition}@{record.offset}")
+        if silence is not None:
+            found[silence.silence_id] = silence
+        elif record.value is None and record.key is not None:
+            found.pop(record.key.decode(errors="replace"), None)
     return found
 
 
@@ -96,16 +89,8 @@ async def read_silences(settings: StreamSettings, timeout_s: float = 20.0) -> di
     tps = await _partitions(settings, timeout_s)
     if not tps:
         return {}
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000), **settings.aiokafka_kwargs()
-    )
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+    async with table_reader(settings, tps, timeout_s) as consumer:
         return await _read_to_end(consumer, tps, timeout_s)
-    finally:
-        await consumer.stop()
 
 
 async def publish_silence(settings: StreamSettings, silence: Silence) -> None:

@@ -3,6 +3,7 @@ turn a bad file or setting into a clear message and exit code 2."""
 
 from __future__ import annotations
 
+import getpass
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -91,3 +92,13 @@ def exit_with(message: str, code: int) -> NoReturn:
     2 for a command line that cannot work, 1 for a run that failed."""
     console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def who(by: str | None) -> str:
+    """``by``, else the login name (``unknown`` when there is none): who decided or silenced."""
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

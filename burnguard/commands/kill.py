@@ -9,7 +9,6 @@ with the first key of ``BURNGUARD_KILL_KEYS`` / ``BURNGUARD_KILL_KEYS_FILE`` and
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import time
 from collections.abc import Coroutine
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from burnguard.commands.common import BootstrapOption, console, exit_with, stream_settings
+from burnguard.commands.common import BootstrapOption, console, exit_with, stream_settings, who
 
 if TYPE_CHECKING:
     from streams.killswitch_keys import KillKeys
@@ -32,15 +31,6 @@ IdArgument = Annotated[
     str, typer.Argument(help="The proposal's id, or a unique prefix of it, as in the alert or `kill list`.")
 ]
 ByOption = Annotated[str | None, typer.Option("--by", help="Who decides.", show_default="the login name")]
-
-
-def _who(by: str | None) -> str:
-    if by:
-        return by
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @kill_app.command("list")
@@ -125,7 +115,7 @@ def _decide(
 
     settings = stream_settings(bootstrap=bootstrap)
     try:
-        return _run(decide(settings, command_id, approve, _who(by), keys), settings)
+        return _run(decide(settings, command_id, approve, who(by), keys), settings)
     except DecisionError as exc:
         exit_with(str(exc), 1)
 

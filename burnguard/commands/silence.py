@@ -9,7 +9,6 @@ with ``--silences FILE`` or for offline use. With neither they say so and exit 2
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import time
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from burnguard.commands.common import BootstrapOption, console, exit_with, stream_settings
+from burnguard.commands.common import BootstrapOption, console, exit_with, stream_settings, who
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -138,15 +137,6 @@ def _read(file: Path | None, bootstrap: str | None) -> dict[str, Silence]:
     return _run_kafka(read_silences(stream_settings(bootstrap=bootstrap)))
 
 
-def _who(by: str) -> str:
-    if by:
-        return by
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 @silence_app.command("add")
 def silence_add(
     match: Annotated[list[str], typer.Option("--match", "-m", help="LABEL=VALUE (equality); repeatable.")] = [],  # noqa: B006
@@ -176,7 +166,7 @@ def silence_add(
         seconds = parse_duration(float(duration) if duration.strip().replace(".", "", 1).isdigit() else duration)
         if seconds <= 0:
             raise ValueError(f"{duration!r} is no time: a silence lasts more than 0 seconds, e.g. 30m or 2h")
-        silence = Silence(matchers=matchers, starts_at=now, ends_at=now + seconds, created_by=_who(by), comment=comment)
+        silence = Silence(matchers=matchers, starts_at=now, ends_at=now + seconds, created_by=who(by), comment=comment)
     except ValidationError as exc:
         console.print(f"[red]error:[/] {sentences(exc)}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -35,7 +35,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, f
 
 from alerting.matchers import LABEL_NAMES, Matchers
 from alerting.secrets import secret_from_config
-from detectors.config_file import ConfigError, consistency_error, load_yaml_model, suggest
+from detectors.config_file import ConfigError, consistency_error, known_names, load_yaml_model, suggest
 
 __all__ = [
     "ALERTING_KEYS",
@@ -87,12 +87,7 @@ class _Strict(BaseModel):
 
 
 def _labels(names: tuple[str, ...]) -> tuple[str, ...]:
-    unknown = [n for n in names if n not in LABEL_NAMES]
-    if unknown:
-        said = ", ".join(f"{n!r}{suggest(n, LABEL_NAMES)}" for n in unknown)
-        known = "" if all(suggest(n, LABEL_NAMES) for n in unknown) else f"; known: {', '.join(LABEL_NAMES)}"
-        raise ValueError(f"unknown label {said}{known}")
-    return names
+    return known_names("label", names, LABEL_NAMES)
 
 
 class RouteConfig(Matchers):

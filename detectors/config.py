@@ -31,7 +31,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from detectors.base import DetectorParams
 from detectors.budgets import MoneyBudget
-from detectors.config_file import ConfigError, load_yaml_model, suggest
+from detectors.config_file import ConfigError, known_names, load_yaml_model
 from detectors.registry import PARAMS
 
 __all__ = [
@@ -110,12 +110,7 @@ KILL_DETECTORS_DEFAULT = ("task_budget", "runaway_task", "retry_rate", "fan_out"
 
 
 def _known_detectors(names: tuple[str, ...]) -> tuple[str, ...]:
-    unknown = [n for n in names if n not in PARAMS]
-    if unknown:
-        said = ", ".join(f"{n!r}{suggest(n, PARAMS)}" for n in unknown)
-        known = "" if all(suggest(n, PARAMS) for n in unknown) else f"; known: {', '.join(PARAMS)}"
-        raise ValueError(f"unknown detector {said}{known}")
-    return names
+    return known_names("detector", names, tuple(PARAMS))
 
 
 #: detector names, each one of :data:`detectors.registry.PARAMS`

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +56,17 @@ def suggest(word: object, choices: Iterable[str]) -> str:
         return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def known_names(what: str, names: tuple[str, ...], known: Sequence[str]) -> tuple[str, ...]:
+    """``names`` when every one is in ``known``; else ``ValueError`` naming the unknown ones, each
+    with its "did you mean", and the known ones when some has no close match."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        said = ", ".join(f"{n!r}{suggest(n, known)}" for n in unknown)
+        listed = "" if all(suggest(n, known) for n in unknown) else f"; known: {', '.join(known)}"
+        raise ValueError(f"unknown {what} {said}{listed}")
+    return names
 
 
 def read_yaml_mapping(path: str | Path, sections: str, *, empty_ok: bool = False) -> dict[str, Any]:

@@ -173,7 +173,10 @@ def create_app(
     # what the ingest has read of each source partition: the highest event time and the last offset
     event_time = IngestClock()  # validated times only, within the wall-clock bound (streams.routing)
     frontier = event_time.frontier
+    # per source partition, as of the last batch whose records are all on the broker: the last offset
+    # read (forwarded or dead-lettered) and the event time reached, which the idle check tells
     read_to: dict[int, int] = {}
+    settled: dict[int, float] = {}
     forwarded: dict[int, int] = {}  # the highest offset forwarded, per source partition
     vouched: dict[int, int] = {}  # the highest offset forwarded and on the broker with all before it
     # clients of their own for the idle check: asking Faust's consumer for positions or end offsets
@@ -202,13 +205,12 @@ def create_app(
         async with StageRunner(app, "ingest") as runner:
             async for batch in runner.batches(stream, settings.batch_max, settings.batch_within_s):
                 sent: list[Awaitable[Any]] = []
-                read: set[int] = set()
+                read: dict[int, int] = {}
                 for event in batch:
                     msg = event.message
                     if not is_fresh(app, msg):
                         continue  # fetched before its partition was sought back: read again, in order
-                    read.add(msg.partition)
-                    read_to[msg.partition] = msg.offset
+                    read[msg.partition] = msg.offset
                     key: bytes | None
                     reason: str | None
                     ts: float | None
@@ -236,11 +238,13 @@ def create_app(
                 for delivery in sent:
                     await delivery
                 vouched.update(forwarded)
+                read_to.update(read)
+                settled.update((p, frontier[p]) for p in read if p in frontier)
                 if sources is not None and read:
                     # only now: a watermark vouches for every record forwarded before it (streams.ordering),
                     # so the records of a batch that failed half-way are never folded
                     name = settings.events_topic
-                    marks = {f"{name}:{p}": Mark(frontier.get(p), False, vouched.get(p)) for p in sorted(read)}
+                    marks = {f"{name}:{p}": Mark(settled.get(p), False, vouched.get(p)) for p in sorted(read)}
                     for delivery in await send_watermarks(marks):
                         await delivery
 
@@ -272,7 +276,7 @@ def create_app(
             idle = done >= ends[tp]
             source = f"{tp.topic}:{tp.partition}"
             marks[source] = Mark(
-                frontier.get(tp.partition), idle, vouched.get(tp.partition), snapshot if idle else None
+                settled.get(tp.partition), idle, vouched.get(tp.partition), snapshot if idle else None
             )
         await send_watermarks(marks)
 
@@ -358,6 +362,12 @@ def create_app(
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types a union of callables mypy cannot match
     async def forget_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        for tp in revoked:
+            if tp.topic == settings.events_topic:
+                # its next owner reads on from the committed offset; if it comes back here, what this
+                # worker read before says nothing of what is forwarded (the idle check must not trust it)
+                for known in (read_to, settled, forwarded, vouched, frontier):
+                    known.pop(tp.partition, None)
         partitions = [tp.partition for tp in revoked if tp.topic == settings.internal_topic]
         pipeline.drop(partitions)
         for p in partitions:

@@ -29,7 +29,10 @@ forwarded before it is on the broker. A record whose ingest batch failed half-wa
 refused, later ones accepted) is therefore never folded: the ingest stops with that batch
 unacknowledged, and after its restart forwards the batch again. A record arriving at or below the
 last offset queued for its source is such a re-forward: the queued records from there on are
-dropped (:meth:`EventTimeMerge.add` returns them), their new copies follow.
+dropped (:meth:`EventTimeMerge.add` returns them), their new copies follow, and the source's
+frontier and vouched offset fall back to what it had told below the re-forward: the others must
+not run ahead of records it is about to send again (after a SIGKILL the survivor forwards what the
+victim had forwarded, not committed).
 
 >>> merge = EventTimeMerge(["ev:0", "ev:1"])
 >>> merge.add("ev:0", 10.0, "a"); merge.add("ev:0", 30.0, "c"); merge.release()
@@ -158,6 +161,16 @@ class _Source(Generic[T]):
         self.offsets.append(offset)
         self.frontiers.append(self.frontier)
 
+    def rewind(self, offset: int) -> None:
+        """The ingest forwards again from source offset ``offset``: what the source had told from
+        there on — its frontier, the offsets vouched for — is told again by the new copies."""
+        i = bisect.bisect_left(self.offsets, offset)
+        self.frontier = self.frontiers[i - 1] if i else -math.inf
+        del self.offsets[i:], self.frontiers[i:]
+        if self.queue:
+            self.frontier = max(self.frontier, max(ts for ts, _, _ in self.queue))
+        self.vouched = min(self.vouched, offset - 1)
+
     def frontier_below(self, end: int) -> float:
         """The frontier it had reached with its records below source offset ``end`` (``-inf``: unknown)."""
         i = bisect.bisect_left(self.offsets, end)
@@ -204,6 +217,7 @@ class EventTimeMerge(Generic[T]):
                 dropped.append(src.queue.pop()[1])
             dropped.reverse()
             self.held -= len(dropped)
+            src.rewind(offset)
             self._heads = [h for h in self._heads if h[1] != src.index]
             heapq.heapify(self._heads)
             if src.queue:

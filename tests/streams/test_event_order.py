@@ -87,13 +87,19 @@ def task_level(anomalies: list[dict[str, Any]], cutoff: float) -> Counter[tuple[
 
 
 def through_partitions(
-    lines: list[tuple[bytes, bytes]], rng: random.Random, crash_at: int | None = None, idle_first: str = ""
+    lines: list[tuple[bytes, bytes]],
+    rng: random.Random,
+    crash_at: int | None = None,
+    idle_first: str = "",
+    ingest_restarts: float = 0.0,
 ) -> Any:
     """The fleet through simulated ingest and detect (see the module docstring); with ``crash_at``,
     the detect stage loses its memory after that many batches and restarts from its table, its
     partitions redelivered from the first record it had not acknowledged. With ``idle_first``, every
     source was found idle before the fleet was produced (a burst into an empty topic), the idle
-    check telling the end offsets it saw (``"ends"``: all 0) or not (``"bare"``, as before)."""
+    check telling the end offsets it saw (``"ends"``: all 0) or not (``"bare"``, as before). With
+    ``ingest_restarts``, the chance after each ingest chunk that the ingest dies before committing
+    it: its successor forwards every source again from its last committed offset."""
     sources: list[list[bytes]] = [[] for _ in range(SOURCES)]
     for key, value in lines:
         sources[partition_for_key(key, SOURCES)].append(value)
@@ -140,8 +146,13 @@ def through_partitions(
             for p in range(PARTITIONS):
                 consumed[p] = acked[p] + 1
 
+    committed = [0] * SOURCES
     while any(read[s] < len(sources[s]) for s in range(SOURCES)):
         s = rng.choice([s for s in range(SOURCES) if read[s] < len(sources[s])])
+        if rng.random() < ingest_restarts:  # the chunk before was forwarded, never committed
+            read[:], frontier[:] = committed, [None] * SOURCES
+            continue
+        committed[:] = read
         for value in sources[s][read[s] : read[s] + rng.randint(1, 600)]:
             routed, _, ts = route_with_time(value)
             assert routed is not None and ts is not None
@@ -193,6 +204,37 @@ def test_a_restart_with_records_still_waiting_loses_none_and_counts_none_twice(t
     by_root = {s["root_task_id"]: s for s in summaries}
     assert set(by_root) == finished
     assert all(s["cost_usd"] == pytest.approx(costs[r], abs=1e-6) for r, s in by_root.items())
+
+
+def test_an_ingest_that_forwards_again_after_a_restart_makes_nothing_late(tmp_path: Path) -> None:
+    """The ingest dies after forwarding chunks it had not committed, many times over; its successor
+    forwards them again while the first copies still wait in the merge. The copies replace them,
+    and the source's frontier falls back to where the copies start: the other sources do not run
+    ahead of records it is about to send again (they used to come late, spend in later minutes)."""
+    logging.getLogger("burnguard").setLevel(logging.ERROR)
+    lines, expected, cutoff = fleet(tmp_path)
+    got, summaries, pipe = through_partitions(lines, random.Random(11), ingest_restarts=0.05)
+    assert pipe.stats.redelivered > 0  # copies of what was folded before were skipped
+    assert pipe.stats.late == 0 and pipe.stats.held == 0 and pipe.stats.out_of_order == 0
+    assert task_level(got, cutoff) == task_level(expected, cutoff)
+    assert len({s["root_task_id"] for s in summaries}) == len(summaries) > 0
+
+
+def test_a_source_forwarded_again_takes_back_its_frontier_and_what_it_vouched_for() -> None:
+    merge: EventTimeMerge[str] = EventTimeMerge(["ev:0", "ev:1"])
+    merge.add("ev:0", 10.0, "a", 0)
+    merge.watermark("ev:0", 10.0, idle=False, offset=0)
+    merge.add("ev:0", 40.0, "b", 1)
+    merge.watermark("ev:0", 40.0, idle=False, offset=1)
+    merge.watermark("ev:1", 5.0, idle=False)
+    assert merge.release() == []  # ev:1 may still send something before 10.0
+    assert merge.add("ev:0", 40.0, "b again", 1) == ["b"]  # a new ingest forwards offset 1 again
+    merge.add("ev:1", 20.0, "c")
+    merge.watermark("ev:1", 50.0, idle=False)
+    assert merge.release() == ["a", "c"]  # "b again" waits for its ingest's watermark
+    assert merge.reached() == 40.0
+    merge.watermark("ev:0", 40.0, idle=False, offset=1)
+    assert merge.release() == ["b again"]
 
 
 def test_a_burst_into_sources_found_idle_is_merged_in_order(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ async def test_fresh_workers_start_without_a_crash_and_count_late_spend(
     print(
         f"{len(events)} events ({added} late steps, ${replayed.late_spend_usd:.4f}); {WORKERS} fresh workers, one "
         f"SIGKILLed {killed_after:.1f}s after start; drained after {elapsed:.1f}s; tracebacks/crashed {crashes}, "
-        f"partitioner TypeErrors {type_errors}, late events {late_logged}; summaries {len(published)} (${summarised:.4f}, replay "
+        f"partitioner TypeErrors {type_errors}, late events {late_logged}; summaries {len(published)} "
+        f"(${summarised:.4f}, replay "
         f"${expected_summarised:.4f}) + late records {len(late)} (${late_usd:.4f}) = ${summarised + late_usd:.4f}; "
         f"replay spend ${replayed.engine.stats.spend_usd:.4f} of which ${open_usd:.4f} in "
         f"{replayed.engine.live_tasks} roots still open; anomalies {len(got)} copies, equal to replay's: task "

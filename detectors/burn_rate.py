@@ -3,13 +3,22 @@
 Learned part: spend per ``bucket_s`` bucket, in USD/hour, against an exponentially weighted mean
 per hour-of-day slot (UTC), or the all-hours mean (a day's memory) until the slot has
 ``min_hour_samples`` buckets; against that fallback only a critical excursion is reported, since on
-the first day every hour is new. A bucket fires when, even without its single most expensive step
-(one big call or one human review is a task's matter, a flood or a loop is many steps), it exceeds
-``factor`` x expected and ``min_usd_per_hour``, *and* the last ``long_window_s`` confirm it: their
+the first day every hour is new. A bucket fires when, even without the unusual part of its most
+expensive step (one big call or one human review is a task's matter, a flood or a loop is many
+steps), it exceeds ``factor`` x expected and ``min_usd_per_hour``, *and* the last ``long_window_s``
+confirm it: their
 rate exceeds ``long_factor`` x what was expected and ``min_sigmas`` standard deviations of their
 noise, modelled as compound Poisson (variance = expected spend x a dispersion in USD learned from
 quiet buckets). The short window says it is happening now, the long one that it is not a lucky draw
 of a few expensive tasks (Google SRE multiwindow alerting).
+
+Whether the largest step is set aside depends on the shape of the stream: the detector learns the
+share of a normal bucket's spend that its largest step carries (an exponentially weighted mean over
+the buckets it learns from). A stream of steps is judged without its largest one, as one big
+legitimate call should not page anybody. A *metered* stream — one record per bucket, a batch job's
+or a cloud bill's line every 5 minutes: the largest step usually carries ``metered_share`` (0.9) or
+more of the bucket — is judged on its whole spend, since there the one record *is* the spend and a
+10x record is a 10x bucket. Until ``min_samples`` buckets are learned, a stream counts as one of steps.
 
 What fires teaches nothing, nor the buckets over the short threshold that led up to it; one the
 long window did not confirm is taught once it has left that window. ``relearn_after`` anomalous
@@ -62,6 +71,8 @@ class BurnRateParams(DetectorParams):
     long_factor: float = Field(default=2.0, ge=1.0)
     min_sigmas: float = Field(default=5.0, ge=0.0)
     relearn_after: int = Field(default=36, ge=0)
+    #: a stream whose largest step usually carries this share of a bucket's spend or more is metered
+    metered_share: float = Field(default=0.9, gt=0.0, le=1.0)
     idle_learn_s: float = Field(default=43200.0, ge=0.0)
 
 
@@ -74,6 +85,8 @@ class BurnRateDetector(Detector):
     hour, ``threshold`` = the rate it had to exceed, ``score`` = observed / threshold."""
 
     name: ClassVar[str] = "burn_rate"
+    #: 2: the learned share of the largest step (``share``)
+    state_version: ClassVar[int] = 2
 
     def __init__(
         self, params: BurnRateParams, level: Level = "workflow", budgets: tuple[MoneyBudget, ...] = ()
@@ -84,6 +97,7 @@ class BurnRateDetector(Detector):
         slow = min(1.0, params.bucket_s / params.all_hours_window_s)
         self._scope: dict[str, str] = {}
         self._all, self._disp = EWBaseline(slow), EWBaseline(slow)  # USD/h; dispersion in USD
+        self._share = EWBaseline(slow)  # the share of a normal bucket's spend its largest step carries
         self._hours: dict[int, EWBaseline] = {}
         self._start = self._end = self._spend = self._top = 0.0  # the open bucket
         self._skip = -1.0  # start of the first bucket: it began before this detector saw money
@@ -176,7 +190,9 @@ class BurnRateDetector(Detector):
         if idle or not p.enabled or start == self._skip:
             self._rank, self._run = -1, []
             return None
-        rate, trimmed = spend * 3600.0 / p.bucket_s, (spend - top) * 3600.0 / p.bucket_s
+        share = self._share.mean if self._share.n >= p.min_samples else 0.0
+        metered = share >= p.metered_share  # one record per bucket: that record is the bucket's spend
+        rate, trimmed = spend * 3600.0 / p.bucket_s, (spend - (0.0 if metered else top)) * 3600.0 / p.bucket_s
         hour = int(start // 3600) % 24
         slot = self._hours.get(hour)
         own = slot is not None and slot.n >= p.min_hour_samples
@@ -209,6 +225,8 @@ class BurnRateDetector(Detector):
                 held.append([start, rate, expected])
             else:
                 self._learn(start, rate, expected)
+                if spend > 0:
+                    self._share.update(min(1.0, top / spend))
             while held and held[0][0] <= start - p.long_window_s:
                 self._learn(*held.pop(0))
             return None
@@ -231,7 +249,9 @@ class BurnRateDetector(Detector):
             summary=f"{_label(self._scope)} spending ${rate:,.2f}/h over the {p.bucket_s / 60:g} min from "
             f"{format_ts(start)[11:16]} UTC ({why}; last hour ${long_rate:,.2f}/h)",
             evidence={"bucket_start": format_ts(start), "bucket_s": p.bucket_s, "spend_usd": round(spend, 6),
-                      "largest_step_usd": round(top, 6), "baseline": "hour_of_day" if own else "all_hours",
+                      "largest_step_usd": round(top, 6), "largest_step_share_usual": round(share, 4),
+                      "metered": metered,
+                      "baseline": "hour_of_day" if own else "all_hours",
                       "hour_utc": hour, "baseline_buckets": base.n, "long_window_usd_per_hour": round(long_rate, 4),
                       "long_window_expected": round(long_expected, 4), "anomalous_run": len(self._run),
                       "level": self.level},
@@ -250,6 +270,7 @@ class BurnRateDetector(Detector):
     def _get_state(self) -> dict[str, Any]:
         return {
             "scope": self._scope, "all": self._all.to_dict(), "disp": self._disp.to_dict(),
+            "share": self._share.to_dict(),
             "hours": {str(h): b.to_dict() for h, b in self._hours.items()},
             "bucket": [self._start, self._end, self._spend, self._top], "skip": self._skip,
             "closed": self._closed, "last_spend_ts": self._last_spend_ts, "recent": self._recent,
@@ -261,6 +282,7 @@ class BurnRateDetector(Detector):
     def _set_state(self, state: dict[str, Any]) -> None:
         self._scope = dict(state["scope"])
         self._all, self._disp = EWBaseline.from_dict(state["all"]), EWBaseline.from_dict(state["disp"])
+        self._share = EWBaseline.from_dict(state["share"])
         self._hours = {int(h): EWBaseline.from_dict(b) for h, b in state["hours"].items()}
         self._start, self._end, self._spend, self._top = (float(x) for x in state["bucket"])
         self._skip, self._last_spend_ts = float(state["skip"]), float(state["last_spend_ts"])

@@ -75,6 +75,26 @@ def test_a_5_minute_blip_or_one_expensive_step_is_not_a_burn() -> None:
     assert run(spend(T0, spike + HOUR, 12.0) + review) == []
 
 
+def metered(start: float, end: float, usd: Callable[[float], float]) -> list[dict[str, Any]]:
+    """One record every 5 min (a batch job's or a cloud bill's line), ``usd(t)`` each, 10 s into its bucket."""
+    return [step(f"m{m}", start + 300 * m + 10, usd(start + 300 * m)) for m in range(int((end - start) // 300))]
+
+
+def test_a_metered_stream_of_one_record_per_bucket_is_not_blind_to_a_10x_spike() -> None:
+    spike = T0 + 30 * HOUR
+    normal = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0]  # $12/h give or take
+
+    def usd(t: float) -> float:
+        return normal[int(t // 300) % len(normal)] * (10.0 if spike <= t < spike + 1800 else 1.0)
+
+    found = firing(run(metered(T0, spike + 3 * HOUR, usd)))
+    assert [s.severity for s in found] == [Severity.CRITICAL]
+    assert spike < found[0].ts <= spike + 900  # within 15 min of the onset
+    assert found[0].evidence["metered"] and found[0].evidence["largest_step_share_usual"] == pytest.approx(1.0)
+    # the same stream without the spike: nothing (its one record per bucket is its normal shape)
+    assert firing(run(metered(T0, spike + 3 * HOUR, lambda t: normal[int(t // 300) % len(normal)]))) == []
+
+
 def test_a_lucky_draw_of_tasks_is_not_a_flood_but_a_sustained_one_is() -> None:
     cycle = [6, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]  # tasks per bucket
 

@@ -70,6 +70,8 @@ class BurnRateParams(DetectorParams):
     long_window_s: float = Field(default=3600.0, gt=0.0)
     long_factor: float = Field(default=2.0, ge=1.0)
     min_sigmas: float = Field(default=5.0, ge=0.0)
+    #: materiality: the long window's rate must exceed what was expected of it by this much (USD/h)
+    min_excess_usd_per_hour: float = Field(default=5.0, ge=0.0)
     relearn_after: int = Field(default=36, ge=0)
     #: a stream whose largest step usually carries this share of a bucket's spend or more is metered
     metered_share: float = Field(default=0.9, gt=0.0, le=1.0)
@@ -207,7 +209,11 @@ class BurnRateDetector(Detector):
         long_rate = sum(r for r, _ in recent) / len(recent)
         long_expected = sum(e for _, e in recent) / len(recent)
         noise = math.sqrt(long_expected * hours * self._disp.mean) / hours  # USD/h over the long window
-        long_at = max(p.long_factor * long_expected, long_expected + p.min_sigmas * noise)
+        long_at = max(
+            p.long_factor * long_expected,
+            long_expected + p.min_sigmas * noise,
+            long_expected + p.min_excess_usd_per_hour,
+        )
         hot = anomalous = False  # hot: over the short threshold; anomalous: the long window agrees
         if self._all.n >= p.min_samples:
             warn_at = max(p.factor * expected, p.min_usd_per_hour)

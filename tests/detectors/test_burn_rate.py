@@ -107,7 +107,8 @@ def test_a_lucky_draw_of_tasks_is_not_a_flood_but_a_sustained_one_is() -> None:
 
     quiet = tasks(0, cycle * 24)  # two days where one bucket in 24 holds six tasks ($36/h, 12x the mean)
     assert run(quiet) == []
-    assert firing(run(quiet, detector(long_factor=1.0, min_sigmas=0.0)))  # the 5-min rule alone would fire
+    alone = detector(long_factor=1.0, min_sigmas=0.0, min_excess_usd_per_hour=0.0)
+    assert firing(run(quiet, alone))  # the 5-min rule alone would fire
     flood = quiet + tasks(len(cycle) * 24, [5] * 6)  # then 5 tasks in every bucket for half an hour
     found = firing(run(flood))
     assert found and all(s.ts > T0 + 2 * DAY for s in found)
@@ -127,14 +128,23 @@ def test_small_money_is_never_an_anomaly() -> None:
     assert run(spend(T0, spike, 0.2) + spend(spike, spike + 1800, 4.0)) == []  # 20x, but $4/h < $5/h
 
 
+def test_one_hot_bucket_that_moves_the_hour_by_less_than_the_material_excess_is_not_a_burn() -> None:
+    spike = T0 + 2.5 * HOUR  # $0.50/h, then $50/h for 5 min: 100x the bucket, the hour +$4.13/h
+    events = spend(T0, spike, 0.5) + spend(spike, spike + 300, 50.0) + spend(spike + 300, spike + HOUR, 0.5)
+    assert run(events) == []
+    assert firing(run(events, detector(min_excess_usd_per_hour=0.0)))  # without the floor it would fire
+
+
 def test_knows_a_busy_day_from_a_busy_night() -> None:
     drive = Drive(detector())
     learning = drive.feed(spend(T0, T0 + 2 * DAY - 2 * HOUR, office_hours))  # Mon 10:00 .. Wed 08:00
     assert firing(learning) == []
     assert firing(drive.feed(spend(T0 + 2 * DAY - 2 * HOUR, T0 + 2 * DAY + 14 * HOUR, office_hours))) == []
     night = T0 + 2 * DAY + 17 * HOUR  # Thursday 03:00: a night at office-hours spend
-    found = firing(drive.feed(spend(night, night + 600, 40.0)))
-    assert found and found[0].severity is Severity.CRITICAL
+    # the first 5 min move the hour by $3.17/h; the second make it $6.33/h over the $2/h expected,
+    # more than the $5/h it takes to be material (min_excess_usd_per_hour)
+    found = firing(drive.feed(spend(night, night + 900, 40.0)))
+    assert found and found[0].severity is Severity.CRITICAL and found[0].ts == night + 600
     assert found[0].expected == pytest.approx(2.0) and found[0].evidence["baseline"] == "hour_of_day"
     assert "usual at 03:00 UTC" in found[0].summary
 

@@ -126,6 +126,10 @@ class PolicySettings(_Strict):
     )
     kill_scope: Literal["task", "agent", "workflow"] = "task"
     kill_cooldown_s: float = Field(default=300.0, ge=0, description="seconds between kills of one target")
+    max_learned_kills: int = Field(
+        default=3, ge=0, description="tasks of one workflow a learned baseline may kill per kill_window_s (0: any)"
+    )
+    kill_window_s: float = Field(default=3600.0, gt=0, description="the window of max_learned_kills, in seconds")
 
 
 class Defaults(PolicySettings):
@@ -138,6 +142,8 @@ class Override(_Strict):
     kill_detectors: DetectorNames | None = None
     kill_scope: Literal["task", "agent", "workflow"] | None = None
     kill_cooldown_s: float | None = Field(default=None, ge=0)
+    max_learned_kills: int | None = Field(default=None, ge=0)
+    kill_window_s: float | None = Field(default=None, gt=0)
     detectors: PartialDetectorSettings = Field(default_factory=PartialDetectorSettings)  # type: ignore[valid-type]
 
 
@@ -213,13 +219,16 @@ class BurnguardConfig(_Strict):
         return tuple(out)
 
 
+_POLICY_KEYS = ("autonomy", "kill_detectors", "kill_scope", "kill_cooldown_s", "max_learned_kills", "kill_window_s")
+
+
 def _resolve(config: BurnguardConfig, tenant: str, team: str | None, workflow: str | None) -> ResolvedSettings:
     policy = config.defaults.model_dump(exclude={"detectors"})
     params = {name: getattr(config.defaults.detectors, name).model_dump() for name in PARAMS}
     fitting = [i for i, o in enumerate(config.overrides) if o.match.fits(tenant, team, workflow)]
     applied = tuple(sorted(fitting, key=lambda i: config.overrides[i].match.specificity))  # stable: file order
     for override in (config.overrides[i] for i in applied):
-        for key in ("autonomy", "kill_detectors", "kill_scope", "kill_cooldown_s"):
+        for key in _POLICY_KEYS:
             value = getattr(override, key)
             if value is not None:
                 policy[key] = value

@@ -19,7 +19,7 @@ from detectors.cost_notices import misnamed_cost_notice
 from detectors.engine_time import EngineTime, EventTimeRejected
 from detectors.episodes import EpisodeBook, decide_action
 from detectors.handover import EngineHandover, ScopeKey, _join
-from detectors.kill_policy import KillCooldowns, aim_kill
+from detectors.kill_policy import LEARNED_KILLERS, KillCooldowns, aim_kill
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
 from detectors.scope_spend import MinuteSpend, RolledUpTick, SpendMinutes, feed_minutes
@@ -292,6 +292,7 @@ class Engine(EngineTime, EngineHandover):
             self.episodes.episode_id(sig),
             self.kill_cooldowns,
             agent=task.agent if task is not None else None,
+            detector=sig.detector,
         )
         anomaly = self.episodes.fire(sig, action, note)
         if anomaly is None:
@@ -300,6 +301,8 @@ class Engine(EngineTime, EngineHandover):
         if target is not None:
             workflow = (sig.scope.get("tenant", "default"), sig.scope.get("team", ""), sig.scope.get("workflow", ""))
             self.kill_cooldowns.start(workflow, target, sig.ts, settings.policy.kill_cooldown_s)
+            if sig.detector in LEARNED_KILLERS:
+                self.kill_cooldowns.count_kill(workflow, note["kill_command_id"], sig.ts, settings.policy.kill_window_s)
         if task is not None and sig.scope.get("root_task_id") == task.root_task_id:
             if task.alerted is None:
                 task.alerted = {}

@@ -6,6 +6,14 @@ agent, or its whole workflow) — and *whether it is too soon*: a target killed 
 kill) less than ``kill_cooldown_s`` ago in event time is not killed again, so one runaway gives one
 command, not one per event, and an agent whose tasks run away one after another is halted once per
 cool-down. Cool-downs are remembered per workflow (that is how the Kafka worker checkpoints them).
+
+A learned baseline (:data:`LEARNED_KILLERS`) kills at most ``max_learned_kills`` tasks of one
+workflow within ``kill_window_s`` of event time. When more of its tasks outgrow the baseline than
+that, the whole workflow has shifted (a model routing regression makes every task cost 5-8x its
+old p99): that is one finding about the workflow — cost_shift and burn_rate alert on it — not a
+runaway in each task that merely follows the new normal, so further findings alert, critical, with
+``kill: held back …`` and ``kill_breaker`` in their evidence. Hand-set rules (a task budget, the
+retry stop rule) are not limited: they say what no task may do, whatever its peers do.
 """
 
 from __future__ import annotations
@@ -18,7 +26,11 @@ import orjson
 from detectors.config import PolicySettings
 from schemas.anomaly import Action
 
-__all__ = ["KillCooldowns", "aim_kill", "kill_command_id", "kill_target", "target_key"]
+__all__ = ["LEARNED_KILLERS", "KillCooldowns", "aim_kill", "kill_command_id", "kill_target", "target_key"]
+
+#: the detectors whose kills rest on a learned baseline of the workflow's own tasks
+LEARNED_KILLERS = frozenset({"runaway_task", "fan_out", "stale_task"})
+_KILLED = "killed:"  # the label prefix of a kill counted against its workflow's max_learned_kills
 
 WorkflowKey = tuple[str, ...]
 
@@ -91,6 +103,14 @@ class KillCooldowns:
         if cooldown_s > 0:
             self.until.setdefault(workflow, {})[self.label(target)] = ts + cooldown_s
 
+    def count_kill(self, workflow: WorkflowKey, command_id: str, ts: float, window_s: float) -> None:
+        """A learned baseline's kill (or proposal) ``command_id`` at ``ts``: it counts for ``window_s``."""
+        self.until.setdefault(workflow, {})[_KILLED + command_id] = ts + window_s
+
+    def recent_kills(self, workflow: WorkflowKey, ts: float) -> int:
+        """How many learned kills of ``workflow`` still count at event time ``ts``."""
+        return sum(1 for k, until in self.until.get(workflow, {}).items() if k.startswith(_KILLED) and ts < until)
+
     def prune(self, now: float) -> None:
         """Forget cool-downs that ended before event time ``now`` (memory stays bounded)."""
         for workflow in list(self.until):
@@ -120,13 +140,15 @@ def aim_kill(
     anomaly_id: str,
     cooldowns: KillCooldowns,
     agent: str | None = None,
+    detector: str = "",
 ) -> tuple[Action, dict[str, Any]]:
     """Give a kill (``action`` kill, or a proposed kill in ``note``) its target and command id, or
     turn it into an alert when the scope lacks the target's id or the target is cooling down.
 
     The evidence then says why: ``kill_target`` and ``kill_command_id`` for a kill that goes ahead
     (the approve command an operator runs names that id), ``kill`` and ``kill_cooldown_until`` for
-    one held back. The caller starts the cool-down once the anomaly is really emitted.
+    one held back (``kill_breaker`` too when the workflow's learned kills are used up: see the module
+    docstring). The caller starts the cool-down once the anomaly is really emitted.
     """
     if action is not Action.KILL and not note.get("kill_proposed"):
         return action, note
@@ -143,6 +165,15 @@ def aim_kill(
         )
         note["kill_cooldown_until"] = until
         return Action.ALERT, note
+    if detector in LEARNED_KILLERS and policy.max_learned_kills:
+        killed = cooldowns.recent_kills(workflow, ts)
+        if killed >= policy.max_learned_kills:
+            note["kill"] = (
+                f"held back: {killed} tasks of {workflow[2]} were killed in the last {policy.kill_window_s / 60:g} "
+                "min; when this many outgrow the baseline, the workflow has shifted: review it"
+            )
+            note["kill_breaker"] = {"killed": killed, "window_s": policy.kill_window_s}
+            return Action.ALERT, note
     if action is not Action.KILL:
         note["kill_proposed"] = True
     note["kill_target"] = target

@@ -160,3 +160,45 @@ def test_in_approve_mode_another_runaway_task_gets_its_own_proposal() -> None:
     engine = Engine(_config("task", cooldown_s=300, autonomy="approve"))
     critical = _kills(engine, _runaway("t1", T0) + _runaway("t2", T0 + 1))
     assert sorted(a.scope["root_task_id"] for a in critical if a.evidence.get("kill_proposed")) == ["t1", "t2"]
+
+
+def test_a_workflow_whose_every_task_outgrows_the_baseline_loses_tasks_to_a_few_kills_not_to_each() -> None:
+    """A routing regression: after 30 ordinary $0.10 tasks, every task costs 8x. runaway_task finds
+    each (critical: 8x the p99), but only the first ``max_learned_kills`` are killed within the hour;
+    the rest alert, critical, saying the workflow has shifted. A task budget still kills: it is a rule."""
+    engine = Engine(_config("task", cooldown_s=300))
+    ordinary = [ev for n in range(30) for ev in task_events(f"n{n}", T0 + 60 * n, cost_per_step=0.01)]
+    shifted = [
+        ev for n in range(8) for ev in task_events(f"s{n}", T0 + 1800 + 300 * n, steps=20, cost_per_step=0.06)
+    ]
+    runaway = [a for a in _kills(engine, ordinary + shifted) if a.detector == "runaway_task"]
+    assert [a.scope["root_task_id"] for a in runaway] == [f"s{n}" for n in range(8)]
+    assert [a.action for a in runaway] == [Action.KILL] * 3 + [Action.ALERT] * 5
+    assert runaway[3].evidence["kill_breaker"] == {"killed": 3, "window_s": 3600.0}
+    assert "the workflow has shifted" in runaway[3].evidence["kill"]
+    # an hour after the first kill, it counts no more: a runaway then is killed again
+    late = _kills(engine, task_events("s-late", T0 + 1800 + 3 * 3600, steps=20, cost_per_step=0.06))
+    assert [(a.detector, a.action) for a in late] == [("runaway_task", Action.KILL)]
+    # a hand-set budget is not limited by what learned baselines did
+    budget = _kills(engine, _runaway("b1", T0 + 1800 + 3 * 3600 + 60) + _runaway("b2", T0 + 1800 + 3 * 3600 + 120))
+    assert [a.action for a in budget if a.detector == "task_budget"] == [Action.KILL, Action.KILL]
+
+
+def test_max_learned_kills_is_a_policy_per_scope_and_0_means_no_limit() -> None:
+    config = BurnguardConfig.model_validate(
+        {
+            "defaults": {"autonomy": "act"},
+            "overrides": [{"match": {"workflow": "wf"}, "max_learned_kills": 0, "kill_window_s": 600}],
+        }
+    )
+    policy = config.resolve("acme", "team-a", "wf").policy
+    assert (policy.max_learned_kills, policy.kill_window_s) == (0, 600)
+    assert config.resolve("acme", "team-a", "other").policy.max_learned_kills == 3
+    cooldowns = KillCooldowns()
+    for n in range(5):
+        cooldowns.count_kill(("acme", "team-a", "wf"), f"kill-{n}", T0, 600)
+    action, note = aim_kill(
+        {**SCOPE, "workflow": "wf"}, T0 + 1, policy, Action.KILL, {}, "runaway_task-1", cooldowns,
+        detector="runaway_task",
+    )
+    assert action is Action.KILL and "kill_breaker" not in note

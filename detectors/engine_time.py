@@ -120,7 +120,9 @@ class EngineTime:
         if watermark < self._next_tick:
             return out
         if self._next_tick == 0.0 or watermark - self._next_tick > 86_400:
-            self._next_tick = watermark  # first tick, or a jump of more than a day: one tick, not thousands
+            # first tick, or a jump of more than a day: one tick, not thousands. Ticks fall on whole
+            # multiples of tick_s, so every engine (replay, each Kafka partition) ticks at the same times
+            self._next_tick = watermark - watermark % self.tick_s
         while self._next_tick <= watermark:
             self._tick(self._next_tick, out)
             self._next_tick += self.tick_s

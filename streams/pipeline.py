@@ -269,16 +269,11 @@ class DetectionPipeline:
         return merge
 
     def _advance(self, engine: Engine, now: float) -> list[Any]:
-        """Let the engine's event time pass to ``now``. A fresh engine's ticks are first put on whole
-        multiples of its tick interval, so every partition (and a replay of a file that starts on a
-        whole minute) ticks at the same event times."""
-        out: list[Any] = []
+        """Let the engine's event time pass to ``now`` (its ticks fall on whole multiples of its tick
+        interval, as in replay, so every partition ticks at the same event times)."""
         if engine.max_ts == 0.0:
-            return out  # the stream's time is not known yet (its first events wait to be confirmed)
-        if engine.next_tick == 0.0:
-            lateness, tick = engine.config.lateness_s, engine.tick_s
-            out += engine.advance_to(math.floor((now - lateness) / tick) * tick + lateness)
-        return out + engine.advance_to(now)
+            return []  # the stream's time is not known yet (its first events wait to be confirmed)
+        return engine.advance_to(now)
 
     def _emit(self, anomalies: Iterable[Any], result: BatchResult) -> None:
         for anomaly in anomalies:

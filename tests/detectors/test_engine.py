@@ -188,3 +188,13 @@ def test_invalid_json_is_rejected_with_a_reason_not_an_exception() -> None:
     found, reason = engine.process_bytes(b'{"event_id": "x", "ts": 5, "kind": "step"}')
     assert reason is not None and "team" in reason and "ts" in reason
     assert engine.stats.rejected == 2
+
+
+def test_every_engine_ticks_on_whole_minutes_whatever_the_time_of_its_first_event() -> None:
+    """Replay and each partition of the Kafka worker see different first events; a tick's time is
+    part of the id of what it raises, so the ticks fall on whole multiples of the tick interval."""
+    for first in (T0 + 17.25, T0 + 59.9, T0 + 300.0):
+        engine = Engine(BurnguardConfig())
+        for ev in task_events("t", first, steps=120, every_s=7.0):
+            engine.process_obj(ev)
+        assert engine.next_tick % 60 == 0, first

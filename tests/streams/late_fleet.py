@@ -50,9 +50,6 @@ def with_late_subagents(events: list[dict[str, Any]], every: int = 3) -> tuple[l
 
 def late_fleet(seed: int = 5, hours: float = 4.0) -> tuple[list[dict[str, Any]], int]:
     """``hours`` of the demo fleet at a quarter of its traffic, without incidents, with late
-    sub-agents (:func:`with_late_subagents`), its first event on a whole minute (see task_fleet)."""
+    sub-agents (:func:`with_late_subagents`)."""
     events = list(FleetSimulator(seed=seed, hours=hours, scale=0.25, incidents=()).events())
-    shift = events[0]["ts"] % 60
-    for ev in events:
-        ev["ts"] = round(ev["ts"] - shift, 3)
     return with_late_subagents(events)

@@ -46,9 +46,10 @@ def task_fleet(seed: int = 3) -> list[dict[str, Any]]:
     storm. With :data:`TASK_FLEET_CONFIG`, replay raises runaway_task, task_budget, stale_task,
     fan_out and the retry_rate stop rule on it.
 
-    Every time is moved back by under a minute so that the first event falls on a whole minute:
-    ``burnguard replay`` ticks every minute from its file's first event, the worker on whole
-    minutes, and a tick's time is part of the id of what it raises.
+    Every time is moved back by under a minute, as it always was, so that the first event falls on
+    a whole minute: the roll-up tests' tenant and team findings were chosen on those times (every
+    engine ticks on whole minutes whatever its first event: tests/streams/test_event_order.py runs
+    a fleet that does not start on one).
     """
     incidents = ("runaway_loop", "subagent_explosion", "zombie_task", "retry_storm")
     events = list(FleetSimulator(seed=seed, hours=18, scale=0.25, incidents=incidents).events())

@@ -9,15 +9,16 @@ from schemas.timefmt import parse_ts
 from tests.streams.reference import TASK_FLEET_CONFIG
 
 #: :data:`TASK_FLEET_CONFIG` plus what makes tenants and teams of :func:`task_fleet` raise burn-rate
-#: anomalies: a more sensitive learned rate for one tenant, and daily money budgets of a team and a
-#: tenant that the fleet crosses (70, 90 and 100 %), of another team that it burns too fast
+#: anomalies: a more sensitive learned rate for one tenant (a smaller material excess too), and
+#: daily money budgets of a team and a tenant that the fleet crosses (70, 90 and 100 %), of another
+#: team that it burns too fast
 ROLLUP_FLEET_CONFIG = (
     TASK_FLEET_CONFIG.replace('"task-fleet-1"', '"rollup-fleet-1"')
     + """
 overrides:
   - match: {tenant: initech}
     detectors:
-      burn_rate: {factor: 2.5, critical_factor: 4, min_sigmas: 3}
+      burn_rate: {factor: 2.5, critical_factor: 4, min_sigmas: 3, min_excess_usd_per_hour: 1}
 budgets:
   - {name: support-daily, match: {tenant: acme-retail, team: support}, period: day, amount_usd: 6}
   - {name: northwind-daily, match: {tenant: northwind-bank}, period: day, amount_usd: 40}

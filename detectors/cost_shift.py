@@ -164,9 +164,9 @@ class CostShiftDetector(Detector):
         if firing:
             also = f"; cost per success {r_cps:.1f}x" if by_median and r_cps > r_med else ""
             summary = (
-                f"${max(stake, 0.0):,.2f}/day at stake — {what} in {task.workflow} rose to ${observed:.2f} "
-                f"over the last {p.window} tasks, {own:.1f}x the reference of ${expected:.2f} "
-                f"({self._ref.n} tasks, {per_day:,.0f} tasks/day, p={test['p_value']:.1g}){also}{self._moved(window)}"
+                f"{what} in {task.workflow} rose to ${observed:.2f} over the last {p.window} tasks, "
+                f"{own:.1f}x the reference of ${expected:.2f} ({self._ref.n} tasks; {per_day:,.0f} tasks/day, "
+                f"p={test['p_value']:.1g}){also}{self._moved(window)}"
             )
         else:
             summary = (

@@ -24,8 +24,10 @@ task is projected to reach beyond what the workflow's normal tasks cost at most,
 − p99)``. The projection is that a task left alone runs as long again as it already has, at its
 average rate so far (for heavy-tailed run lengths the median remaining life of a run is its age:
 the Lindy / Copernican argument); a kill saves about the second half. A warning whose money at
-stake is under ``min_warn_at_stake_usd`` is not raised: a long or chatty task that costs what its
-peers cost is nobody's incident. Baselines learn in
+stake is under ``min_warn_at_stake_usd`` is not raised: a chatty or bloated task that costs what
+its peers cost is nobody's incident. A duration warning is the exception: a zombie bills slowly but
+without end, so its money shows late, and its age is the first sign (:mod:`detectors.stale` says the
+rest). Baselines learn in
 ``on_task_finished``, from completed tasks that stayed within every warning bound and were not
 killed; the thresholds are cached then, so ``on_event`` is four float comparisons.
 """
@@ -65,7 +67,7 @@ class RunawayParams(DetectorParams):
     - ``critical_factor`` — critical and kill-eligible above this x p99 of machine spend ...
     - ``min_critical_usd`` — ... and above this spend in USD;
     - ``min_warn_usd`` — no cost warning below this spend in USD (cents are nobody's incident);
-    - ``min_warn_at_stake_usd`` — no warning of any measure below this money at stake in USD.
+    - ``min_warn_at_stake_usd`` — no warning on spend, steps or context below this money at stake (USD).
     """
 
     min_samples: int = Field(default=20, ge=1)
@@ -74,7 +76,7 @@ class RunawayParams(DetectorParams):
     critical_factor: float = Field(default=5.0, gt=1.0)
     min_critical_usd: float = Field(default=1.0, ge=0.0)
     min_warn_usd: float = Field(default=0.10, ge=0.0)
-    min_warn_at_stake_usd: float = Field(default=0.25, ge=0.0)
+    min_warn_at_stake_usd: float = Field(default=0.50, ge=0.0)
 
 
 def _measures(task: TaskState) -> tuple[float, float, float, float]:
@@ -155,7 +157,7 @@ class RunawayTaskDetector(Detector):
                 ratios[3] = 0.0  # duration is a person's pace once a review is involved
             i = max(range(len(values)), key=lambda k: ratios[k])
             threshold, severity = self._warn[i], Severity.WARNING
-            if stake < self.params.min_warn_at_stake_usd:
+            if i != 3 and stake < self.params.min_warn_at_stake_usd:
                 return None  # outgrown its peers, but not by money worth a person's attention
         p99 = self._base[i].get(_Q)
         metric, unit = _METRICS[i]

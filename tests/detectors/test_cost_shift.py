@@ -245,5 +245,7 @@ def test_the_reference_sample_and_volume_stay_bounded() -> None:
     drive(det, tasks(300, 0, "n"))
     state = det.snapshot()["state"]
     assert len(state["sample"]) == 50 and len(state["ends"]) == 50
-    copy = round_trip(det, CostShiftDetector(det.params))
+    copy = CostShiftDetector(det.params)
+    round_trip(det, copy)
     assert copy.snapshot() == det.snapshot() and copy.tasks_per_day() == det.tasks_per_day()
+    assert det.tasks_per_day() == pytest.approx(288, rel=0.05)

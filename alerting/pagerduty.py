@@ -21,7 +21,16 @@ from pydantic import SecretStr
 from alerting.config import PagerDutySettings, ReceiverConfig
 from alerting.notifier import DeliveryError, Notification
 from alerting.ratelimit import KeyedRateLimiter
-from alerting.render import action_line, approve_command, format_value, link_lines, scope_line, title, top_lines
+from alerting.render import (
+    action_line,
+    approve_command,
+    at_stake,
+    format_value,
+    lead_line,
+    link_lines,
+    scope_line,
+    top_lines,
+)
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
 from schemas.timefmt import format_ts
 
@@ -48,6 +57,7 @@ def trigger_fields(n: Notification, source: str, links: dict[str, str]) -> dict[
     """Keyword arguments of ``EventsApiV2Client.trigger`` for a firing notification."""
     lead = n.lead
     details: dict[str, Any] = {
+        "at_stake": at_stake(lead) or "not estimated",
         "summary": lead.summary,
         "observed": format_value(lead.observed, lead.unit),
         "expected": format_value(lead.expected, lead.unit),
@@ -69,7 +79,7 @@ def trigger_fields(n: Notification, source: str, links: dict[str, str]) -> dict[
             for a in others[:MAX_LISTED]
         ]
     return {
-        "summary": f"{title(n)}: {lead.summary}"[:1024],
+        "summary": lead_line(n)[:1024],
         "source": f"{lead.scope.get('tenant', 'default')}/{lead.scope.get('workflow', source)}"[:255],
         "dedup_key": n.dedup_key,
         "severity": pagerduty_severity(lead),

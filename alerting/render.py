@@ -2,6 +2,15 @@
 
 >>> format_value(12.5, "USD"), format_value(3.2, "USD/h"), format_value(0.42, "fraction"), format_value(95, "seconds")
 ('$12.50', '$3.20/h', '42%', '1m 35s')
+
+Every channel leads with the money at stake (``evidence.usd_at_stake``, the expected extra spend if
+nothing is done; per day for a cost shift: ``evidence.usd_at_stake_per``):
+
+>>> from alerting.testing.anomalies import make_anomaly
+>>> at_stake(make_anomaly(usd_at_stake=41.0, usd_at_stake_per="day")), at_stake(make_anomaly(usd_at_stake=2.5))
+('$41.00/day at stake', '$2.50 at stake')
+>>> at_stake(make_anomaly())  # a finding that does not say
+''
 """
 
 from __future__ import annotations
@@ -12,8 +21,10 @@ from schemas.anomaly import SCOPE_KEYS, Action, Anomaly, AnomalyStatus
 __all__ = [
     "action_line",
     "approve_command",
+    "at_stake",
     "format_value",
     "headline",
+    "lead_line",
     "link_lines",
     "scope_line",
     "title",
@@ -74,13 +85,32 @@ def top_lines(anomaly: Anomaly, n: int = 5) -> list[tuple[str, float]]:
     return sorted(pairs, key=lambda kv: -kv[1])[:n]
 
 
+def at_stake(anomaly: Anomaly) -> str:
+    """``$41.00/day at stake`` from ``evidence.usd_at_stake``; empty when the anomaly has none, or
+    once it resolved (nothing is at stake any more)."""
+    usd = anomaly.evidence.get("usd_at_stake")
+    if anomaly.status is AnomalyStatus.RESOLVED or isinstance(usd, bool) or not isinstance(usd, int | float):
+        return ""
+    per = anomaly.evidence.get("usd_at_stake_per")
+    return f"${usd:,.2f}{f'/{per}' if isinstance(per, str) and per else ''} at stake"
+
+
+def lead_line(notification: Notification) -> str:
+    """The one line a channel leads with: the money at stake, then the title and the headline."""
+    money = at_stake(notification.lead) if notification.status is AnomalyStatus.FIRING else ""
+    return f"{money} — {title(notification)}: {headline(notification)}" if money else (
+        f"{title(notification)}: {headline(notification)}"
+    )
+
+
 def headline(notification: Notification) -> str:
-    """The lead's summary, marked resolved once the group has resolved (the engine's resolved
-    summaries already say ``Resolved: …``: not twice)."""
+    """The lead's summary after the money at stake, or marked resolved once the group has resolved
+    (the engine's resolved summaries already say ``Resolved: …``: not twice)."""
     summary = notification.lead.summary
-    if notification.status is AnomalyStatus.RESOLVED and not summary.lower().startswith("resolved"):
-        return f"resolved: {summary}"
-    return summary
+    if notification.status is AnomalyStatus.RESOLVED:
+        return summary if summary.lower().startswith("resolved") else f"resolved: {summary}"
+    money = at_stake(notification.lead)
+    return f"{money} — {summary}" if money else summary
 
 
 def _where(notification: Notification) -> str:

@@ -26,6 +26,7 @@ from alerting.render import (
     approve_command,
     format_value,
     headline,
+    lead_line,
     link_lines,
     scope_line,
     title,
@@ -48,7 +49,8 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def slack_message(n: Notification, links: dict[str, str] | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """``(text, blocks)``: summary first, observed vs expected, budget lines, scope, action, links."""
+    """``(text, blocks)``: money at stake and summary first, observed vs expected, budget lines, scope,
+    action, links."""
     lead = n.lead
     head = title(n)
     summary = headline(n)
@@ -92,7 +94,7 @@ def slack_message(n: Notification, links: dict[str, str] | None = None) -> tuple
     found = link_lines(lead, links or {})
     if found:
         blocks.append(_section(" · ".join(f"<{url}|{_esc(name)}>" for name, url in found)))
-    return f"{head}: {summary}"[:3000], blocks
+    return lead_line(n)[:3000], blocks
 
 
 class SlackNotifier:

@@ -191,6 +191,12 @@ class BudgetTracker:
             return 0.0
         return ring.total(window_s) * (self.end - self.start) / (self.budget.amount_usd * window_s)
 
+    def overspend(self, ring: SpendRing, window_s: float, now: float) -> float:
+        """USD the period is projected to end over its amount at the last ``window_s``' spend rate."""
+        rate = ring.total(window_s) / window_s
+        projected = self.spent + rate * max(0.0, self.end - now)
+        return round(max(0.0, projected - self.budget.amount_usd), 2)
+
     def verdicts(self, ring: SpendRing, detector: str, now: float) -> list[Signal]:
         """The multiwindow burn alert and the spent-fraction alert that hold now (0, 1 or 2)."""
         b = self.budget
@@ -203,6 +209,7 @@ class BudgetTracker:
         for long_s, short_s, factor, severity in BURN_RULES:
             burn_long, burn_short = burns[long_s], burns[short_s]
             if burn_long > factor and burn_short > factor:
+                stake = self.overspend(ring, long_s, now)
                 out.append(Signal(
                     detector=detector, scope=b.scope, ts=now, severity=severity, metric="budget_burn_rate",
                     unit="x", observed=burn_long, expected=1.0, threshold=factor, score=burn_long / factor,
@@ -210,7 +217,7 @@ class BudgetTracker:
                     f"the last {_span(long_s)} ({burn_short:.1f}x over {_span(short_s)}; "
                     f"alert above {factor:g}x), "
                     f"${self.spent:,.2f} of ${b.amount_usd:,.2f} spent this {b.period}",
-                    evidence={**common, "rule": f"{_span(long_s)}/{_span(short_s)}>{factor:g}",
+                    evidence={**common, "usd_at_stake": stake, "rule": f"{_span(long_s)}/{_span(short_s)}>{factor:g}",
                               "burn_rates": {_span(w): round(x, 4) for w, x in burns.items()}},
                 ))
                 break
@@ -222,7 +229,7 @@ class BudgetTracker:
                     score=fraction / at,
                     summary=f"budget {b.name}: {fraction:.0%} of the {b.period}'s ${b.amount_usd:,.2f} spent "
                     f"(${self.spent:,.2f}; alert at {at:.0%})",
-                    evidence=common,
+                    evidence={**common, "usd_at_stake": self.overspend(ring, 21600, now)},
                 ))
                 break
         return out

@@ -28,6 +28,11 @@ within ``idle_learn_s``; a longer silence (a weekend) teaches nothing.
 Budget part: the :class:`~detectors.budgets.MoneyBudget` s the engine matched to this scope
 (:mod:`detectors.budgets`). One episode per scope: learned and budget findings on the same scope
 share it, and it resolves only when none holds. Signals come from :meth:`on_tick`.
+
+Money at stake (``evidence.usd_at_stake``, USD): for a learned finding, the last long window's excess
+over its expected rate continued to the end of the UTC day (at least one more long window); for a
+budget finding, the projected overspend by the period's end at the spend rate of the rule's long
+window (6 h for a spent-fraction alert).
 """
 
 from __future__ import annotations
@@ -260,6 +265,7 @@ class BurnRateDetector(Detector):
                       "baseline": "hour_of_day" if own else "all_hours",
                       "hour_utc": hour, "baseline_buckets": base.n, "long_window_usd_per_hour": round(long_rate, 4),
                       "long_window_expected": round(long_expected, 4), "anomalous_run": len(self._run),
+                      "usd_at_stake": _rest_of_day(long_rate - long_expected, start + p.bucket_s, p.long_window_s),
                       "level": self.level},
         )
 
@@ -302,6 +308,16 @@ class BurnRateDetector(Detector):
         for tracker in self._trackers:  # budgets are configuration: a renamed or new one starts afresh
             if tracker.budget.name in state["budgets"]:
                 tracker.load(state["budgets"][tracker.budget.name])
+
+
+def _rest_of_day(excess_usd_per_hour: float, ts: float, min_s: float) -> float:
+    """``excess_usd_per_hour`` from ``ts`` to the end of its UTC day (at least ``min_s``), USD.
+
+    >>> _rest_of_day(10.0, 1793613600.0, 3600.0)  # 10:00 UTC: 14 hours left
+    140.0
+    """
+    left = max(86_400.0 - ts % 86_400.0, min_s)
+    return round(max(0.0, excess_usd_per_hour) * left / 3600.0, 2)
 
 
 def _label(scope: dict[str, str]) -> str:

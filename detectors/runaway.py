@@ -17,7 +17,17 @@ is not judged on its duration: from then on it moves at a person's pace.
 A measure above ``warn_factor`` x its p99 raises a warning (the cost one only above
 ``min_warn_usd``). Only money justifies a kill: spend above ``critical_factor`` x p99 *and* above
 ``min_critical_usd`` is critical and kill-eligible; steps, context or duration alone stay warnings.
-A measure whose p99 is 0 (a workflow reporting no tokens) is not compared. Baselines learn in
+A measure whose p99 is 0 (a workflow reporting no tokens) is not compared.
+
+Money at stake (``evidence.usd_at_stake``, USD, warning and critical alike): the machine spend the
+task is projected to reach beyond what the workflow's normal tasks cost at most, ``max(0, 2 x spent
+− p99)``. The projection is that a task left alone runs as long again as it already has, at its
+average rate so far (for heavy-tailed run lengths the median remaining life of a run is its age:
+the Lindy / Copernican argument); a kill saves about the second half. A warning whose money at
+stake is under ``min_warn_at_stake_usd`` is not raised: a chatty or bloated task that costs what
+its peers cost is nobody's incident. A duration warning is the exception: a zombie bills slowly but
+without end, so its money shows late, and its age is the first sign (:mod:`detectors.stale` says the
+rest). Baselines learn in
 ``on_task_finished``, from completed tasks that stayed within every warning bound and were not
 killed; the thresholds are cached then, so ``on_event`` is four float comparisons.
 """
@@ -56,7 +66,8 @@ class RunawayParams(DetectorParams):
       few dozen samples is biased low; the largest task the workflow completed normally is not);
     - ``critical_factor`` — critical and kill-eligible above this x p99 of machine spend ...
     - ``min_critical_usd`` — ... and above this spend in USD;
-    - ``min_warn_usd`` — no cost warning below this spend in USD (cents are nobody's incident).
+    - ``min_warn_usd`` — no cost warning below this spend in USD (cents are nobody's incident);
+    - ``min_warn_at_stake_usd`` — no warning on spend, steps or context below this money at stake (USD).
     """
 
     min_samples: int = Field(default=20, ge=1)
@@ -65,6 +76,7 @@ class RunawayParams(DetectorParams):
     critical_factor: float = Field(default=5.0, gt=1.0)
     min_critical_usd: float = Field(default=1.0, ge=0.0)
     min_warn_usd: float = Field(default=0.10, ge=0.0)
+    min_warn_at_stake_usd: float = Field(default=0.50, ge=0.0)
 
 
 def _measures(task: TaskState) -> tuple[float, float, float, float]:
@@ -129,8 +141,14 @@ class RunawayTaskDetector(Detector):
         self._refresh()
         return None
 
-    def _signal(self, ts: float, task: TaskState) -> Signal:
+    def usd_at_stake(self, task: TaskState) -> float:
+        """Projected machine spend beyond the workflow's p99 if nothing is done (USD, cents)."""
+        spent = task.cost_usd - task.lines[_REVIEW]
+        return round(max(0.0, 2.0 * spent - self._base[0].get(_Q)), 2)
+
+    def _signal(self, ts: float, task: TaskState) -> Signal | None:
         values = _measures(task)
+        stake = self.usd_at_stake(task)
         if values[0] > self._crit_usd:
             i, threshold, severity = 0, self._crit_usd, Severity.CRITICAL
         else:
@@ -139,6 +157,8 @@ class RunawayTaskDetector(Detector):
                 ratios[3] = 0.0  # duration is a person's pace once a review is involved
             i = max(range(len(values)), key=lambda k: ratios[k])
             threshold, severity = self._warn[i], Severity.WARNING
+            if i != 3 and stake < self.params.min_warn_at_stake_usd:
+                return None  # outgrown its peers, but not by money worth a person's attention
         p99 = self._base[i].get(_Q)
         metric, unit = _METRICS[i]
         observed = values[i]
@@ -154,7 +174,7 @@ class RunawayTaskDetector(Detector):
             threshold=round(threshold, 6),
             score=round(observed / threshold, 3),
             summary=_summary(task, i, values, p99),
-            evidence=self._evidence(task, values),
+            evidence={**self._evidence(task, values), "usd_at_stake": stake},
             kill_eligible=severity is Severity.CRITICAL,
         )
 

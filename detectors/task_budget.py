@@ -4,7 +4,9 @@ The budget of a root task (sub-agents included) is the ``budget_usd`` its ``task
 or the workflow's ``ceiling_usd``; when both exist the smaller one applies, because a ceiling is
 the workflow owner's cap and a producer must not be able to lift it by declaring a larger budget.
 No learning, no warm-up and no state of its own: this is a rule, it fires from the first event.
-Money in USD.
+Money in USD. ``evidence.usd_at_stake`` is the projected spend beyond the budget if nothing is done,
+``max(0, 2 x spent - budget)``: a task left alone runs as long again at its average rate so far (the
+projection :mod:`detectors.runaway` uses).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class TaskBudgetDetector(Detector):
             evidence={
                 "budget_usd": budget,
                 "budget_source": source,
+                "usd_at_stake": round(max(0.0, 2.0 * task.cost_usd - budget), 2),
                 "spent_fraction": round(task.cost_usd / budget, 4),
                 "top_lines": top,
                 "steps": task.steps,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 
 from alerting.config import AlertingConfig
@@ -78,3 +80,26 @@ def test_a_finding_on_a_task_whose_kill_is_proposed_names_that_proposal() -> Non
     )
     (n,) = _notifications(later)
     assert "burnguard kill show kill-9a28c39974725e53b781c9e3" in str(slack_message(n)[1])
+
+
+def test_every_channel_leads_with_the_money_at_stake() -> None:
+    from alerting.pagerduty import trigger_fields
+
+    shift = make_anomaly(detector="cost_shift", task=None, usd_at_stake=41.0, usd_at_stake_per="day")
+    (n,) = _notifications(shift)
+    text, blocks = slack_message(n)
+    assert text.startswith("$41.00/day at stake — [WARNING] cost_shift · support-triage: ")
+    assert blocks[1]["text"]["text"].startswith("*$41.00/day at stake — ")  # the first line under the header
+    fields = trigger_fields(n, "burnguard", {})
+    assert fields["summary"].startswith("$41.00/day at stake — [WARNING] cost_shift")
+    assert next(iter(fields["custom_details"])) == "at_stake"
+    assert fields["custom_details"]["at_stake"] == "$41.00/day at stake"
+    assert re.search(r"summary +\$41\.00/day at stake — ", _text(n))
+    # a task finding's money has no period; a resolve has nothing at stake any more
+    (task,) = _notifications(make_anomaly(usd_at_stake=3.5))
+    assert slack_message(task)[0].startswith("$3.50 at stake — [WARNING] runaway_task")
+    _, done = _notifications(shift, _engine_resolved(shift))
+    assert "at stake" not in slack_message(done)[0] and "at stake" not in headline(done)
+    # a finding that does not say is shown as before
+    (plain,) = _notifications(make_anomaly(workflow="triage"))
+    assert slack_message(plain)[0].startswith("[WARNING] runaway_task · triage: ")

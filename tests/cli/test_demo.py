@@ -155,7 +155,7 @@ def test_demo_config_that_does_not_load_exits_2(tmp_path: Path) -> None:
 
 
 _README = Path(__file__).resolve().parents[2] / "README.md"
-_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+_WORDS = {0: "no", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
 def test_the_readme_tells_what_the_demo_prints(card: Scorecard) -> None:

@@ -106,6 +106,11 @@ def test_a_burn_at_20x_the_budget_pages_within_minutes() -> None:
     assert page.scope == {"team": "team-a"} and page.evidence["budget"] == "month-cap"
     assert page.evidence["rule"] == "1h/5m>14.4" and page.threshold == 14.4
     assert page.observed > 14.4 and "burning 14." in page.summary and "its monthly rate" in page.summary
+    # at stake: the projected overspend by the month's end at the last hour's rate (burn rates kept to 4 decimals)
+    start, end = period_bounds(page.ts, "month")
+    rate = page.evidence["burn_rates"]["1h"] * 7200.0 / (end - start)  # USD/s
+    overspend = page.evidence["spent_usd"] + rate * (end - page.ts) - 7200.0
+    assert overspend > 0 and page.evidence["usd_at_stake"] == pytest.approx(overspend, rel=1e-4)
     faster = _budget_signals(Drive(team_detector(budget(7200.0))).feed(spend(T0, 30, 100 * 10.0)))
     assert faster and (faster[0].ts - T0) / 60 <= 10
 

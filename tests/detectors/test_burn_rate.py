@@ -63,6 +63,8 @@ def test_a_10x_quarter_hour_is_critical_a_5x_half_hour_a_warning_never_kill_elig
         "(11.0x the $12.00/h usual at 12:00 UTC; last hour $32.00/h)"
     )
     assert sig.evidence["baseline"] == "hour_of_day" and sig.evidence["spend_usd"] == pytest.approx(11.0)
+    # at stake: the last hour's $20/h over its expected $12/h, from 12:40 UTC to midnight (11 h 20 min)
+    assert sig.evidence["usd_at_stake"] == pytest.approx(20.0 * (11 + 1 / 3), abs=0.01)
     warn = firing(run(base + spend(spike, spike + 1800, 60.0)))
     assert [s.severity for s in warn] == [Severity.WARNING]
 

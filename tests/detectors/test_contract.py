@@ -145,3 +145,19 @@ def test_only_the_detectors_said_to_kill_ever_kill(
     assert killers <= KILL_CAPABLE, killers - KILL_CAPABLE
     if name in ("task_budget", "runaway_task"):
         assert name in killers  # the scenario's spike is critical: the test can see a kill
+
+
+MONEY = {"cost_shift", "runaway_task", "burn_rate", "task_budget"}
+
+
+@pytest.mark.parametrize("name", sorted(MONEY))
+def test_a_finding_about_money_states_the_money_at_stake(name: str) -> None:
+    warmup, spike = SCENARIOS[name]()
+    engine, found = _run(warmup + spike)
+    found += _finish(engine, warmup + spike)
+    fired = [a for a in found if a.detector == name and a.status is AnomalyStatus.FIRING]
+    assert fired
+    for a in fired:
+        usd = a.evidence.get("usd_at_stake")
+        assert isinstance(usd, int | float) and usd >= 0 and round(usd, 2) == usd, (name, usd)
+    assert any(a.evidence["usd_at_stake"] > 0 for a in fired), name  # a 10x spike puts money at stake

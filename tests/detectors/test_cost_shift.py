@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import orjson
 import pytest
 
-from detectors.base import Signal
+from detectors.base import Signal, StateVersionError
 from detectors.cost_shift import CostShiftDetector, CostShiftParams
 from schemas.anomaly import Severity
 from tests.detectors.factory_a import (
@@ -18,6 +19,7 @@ from tests.detectors.factory_a import (
     real_trace_run,
     replay,
     round_trip,
+    task_events,
     view,
 )
 
@@ -152,3 +154,98 @@ def test_quiet_on_the_real_fleet() -> None:
 
 def test_quiet_on_the_real_fleet_driven_directly() -> None:
     assert replay(real_trace_events(), CostShiftDetector).signals == []
+
+
+def heavy_tailed(n: int, at: int, prefix: str, seed: int, scale: float = 1.0, gap_s: float = 300.0,
+                 ) -> list[dict[str, Any]]:
+    """``n`` tasks whose cost is log-normal (median ~$0.40 x ``scale``, a heavy right tail), one every
+    ``gap_s`` seconds from slot ``at``: a noisy workflow, every task drawn from the same law."""
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        steps = max(1, round(20 * rng.lognormvariate(0.0, 0.8)))
+        out += task_events(f"{prefix}{i}", T0 + at * 300 + i * gap_s, steps=steps, step_cost=0.02 * scale)
+    return out
+
+
+def test_a_material_shift_fires_with_its_money_at_stake_and_test() -> None:
+    det = CostShiftDetector()
+    drive(det, tasks(60, 0, "n"))
+    (first, *_) = firing(drive(det, tasks(20, 60, "x", step_cost=0.06)))  # 3x, one task every 5 min
+    ev = first.evidence
+    assert ev["tasks_per_day"] == pytest.approx(288, rel=0.01)  # 86,400 s / 300 s
+    assert ev["usd_at_stake_per"] == "day" and ev["usd_at_stake"] >= 5.0
+    assert ev["test"]["name"] == "mann_whitney_u" and ev["test"]["p_value"] < ev["test"]["alpha"] == 0.001
+    assert ev["test"]["statistic"] > 0.75 * 20 * ev["test"]["reference_sample"]  # H0 would give half the pairs
+
+
+def test_an_immaterial_shift_does_not_fire_even_when_its_ratio_is_large() -> None:
+    # cents: a $0.004 task becoming $0.04 (10x) in a workflow of four tasks a day is $0.14/day
+    cheap = CostShiftDetector()
+    day = 21_600.0  # one task every 6 hours
+    assert drive(cheap, normal_tasks(60, T0, prefix="n", gap_s=day, step_cost=0.0002)
+                 + normal_tasks(40, T0 + 60 * day, prefix="x", gap_s=day, step_cost=0.002)) == []
+    # the same 10x shift at 288 tasks a day is $10/day: it fires
+    busy = CostShiftDetector(CostShiftParams(min_usd_per_day=5.0))
+    assert firing(drive(busy, normal_tasks(60, T0, prefix="n", step_cost=0.0002)
+                        + normal_tasks(40, T0 + 60 * 300, prefix="x", step_cost=0.002)))
+    # and a tenant that cares about cents lowers the floor through the overrides
+    from detectors.config import BurnguardConfig
+
+    config = BurnguardConfig.model_validate(
+        {"overrides": [{"match": {"tenant": "acme"}, "detectors": {"cost_shift": {"min_usd_per_day": 0.1}}}]}
+    )
+    params = config.resolve("acme", "team-a", "wf").params["cost_shift"]
+    assert isinstance(params, CostShiftParams) and params.min_usd_per_day == 0.1
+    assert firing(drive(CostShiftDetector(params), normal_tasks(60, T0, prefix="n", gap_s=day, step_cost=0.0002)
+                        + normal_tasks(40, T0 + 60 * day, prefix="x", gap_s=day, step_cost=0.002)))
+
+
+def test_usd_at_stake_on_a_hand_computed_case() -> None:
+    # reference: 60 tasks of 20 steps at $0.02 = $0.40; the window: tasks of 20 steps at $0.10 = $2.00
+    det = CostShiftDetector(CostShiftParams(window=5, min_samples=10))
+    events = [e for i in range(15) for e in task_events(f"n{i}", T0 + i * 600)]  # one task every 10 min
+    events += [e for i in range(5) for e in task_events(f"x{i}", T0 + (15 + i) * 600, step_cost=0.10)]
+    signals = firing(drive(det, events))
+    assert signals
+    ev = signals[-1].evidence
+    assert ev["tasks_per_day"] == pytest.approx(144.0)  # 19 gaps of 600 s over 3.17 h: 144 a day
+    # the window's mean is $2.00, the reference's $0.40: $1.60 a task x 144 tasks a day
+    assert ev["usd_at_stake"] == pytest.approx(1.60 * 144, abs=0.01)
+
+
+def test_a_noisy_unshifted_workflow_fires_at_about_alpha() -> None:
+    # a generous factor test: 1.5x, so the ratio alone would often fire on a heavy tail
+    params = CostShiftParams(factor=1.5, critical_factor=50, min_usd_per_day=0.0, alpha=0.01)
+    opened = compared = 0
+    for seed in range(40):
+        det = CostShiftDetector(params)
+        signals = drive(det, heavy_tailed(300, 0, f"s{seed}-", seed))
+        compared += 300 - params.min_samples - params.window  # one comparison per task after the warm-up
+        opened += sum(1 for i, s in enumerate(signals) if s.firing and (i == 0 or not signals[i - 1].firing))
+    assert compared > 9_000
+    assert opened / compared < 2 * params.alpha  # episodes opened per comparison: about alpha at most
+    lax = CostShiftParams(factor=1.5, critical_factor=50, min_usd_per_day=0.0, alpha=0.999)
+    ratio_only = sum(len(firing(drive(CostShiftDetector(lax), heavy_tailed(300, 0, f"s{s}-", s)))) for s in range(5))
+    assert ratio_only > 0  # the heavy tail does cross the ratio: the test is what keeps it quiet
+
+
+def test_the_old_snapshot_version_is_refused() -> None:
+    det = CostShiftDetector()
+    drive(det, tasks(60, 0, "n"))
+    snap = det.snapshot()
+    assert snap["v"] == 2 and len(snap["state"]["sample"]) == 40 and len(snap["state"]["ends"]) == 60
+    old = {"v": 1, "state": {k: v for k, v in snap["state"].items() if k not in ("sample", "ends")}}
+    with pytest.raises(StateVersionError):
+        CostShiftDetector().restore(old)
+
+
+def test_the_reference_sample_and_volume_stay_bounded() -> None:
+    det = CostShiftDetector(CostShiftParams(reference_size=50))
+    drive(det, tasks(300, 0, "n"))
+    state = det.snapshot()["state"]
+    assert len(state["sample"]) == 50 and len(state["ends"]) == 50
+    copy = CostShiftDetector(det.params)
+    round_trip(det, copy)
+    assert copy.snapshot() == det.snapshot() and copy.tasks_per_day() == det.tasks_per_day()
+    assert det.tasks_per_day() == pytest.approx(288, rel=0.05)

@@ -69,14 +69,38 @@ def test_flags_a_10x_spend_spike_warning_then_critical_and_kill_eligible() -> No
 
 def test_steps_alone_are_a_warning_never_a_kill() -> None:
     det = warmed()
-    signals = drive(det, task_events("loop", LATER, steps=300, step_cost=0.0005, ctx_step=0))
+    # $1.20 in 300 steps: under the cost bounds, $1.90 at stake (2 x $1.20 - p99 $0.50)
+    signals = drive(det, task_events("loop", LATER, steps=300, step_cost=0.004, ctx_step=0))
     assert signals and {s.metric for s in signals} == {"task_steps"}
     assert all(s.severity is Severity.WARNING and not s.kill_eligible for s in signals)
+    assert all(s.evidence["usd_at_stake"] >= 0.5 for s in signals)
+
+
+def test_a_warning_with_no_money_at_stake_is_not_raised() -> None:
+    det = warmed()
+    # 300 steps for $0.15 in all: 12x the steps of its peers, but it costs what a normal task does
+    assert drive(det, task_events("cheap", LATER, steps=300, step_cost=0.0005, ctx_step=0)) == []
+    lax = warmed(params=RunawayParams(min_warn_at_stake_usd=0.0))
+    assert {s.metric for s in drive(lax, task_events("cheap", LATER, steps=300, step_cost=0.0005, ctx_step=0))} == {
+        "task_steps"
+    }
+
+
+def test_usd_at_stake_is_twice_the_spend_beyond_the_p99() -> None:
+    det = warmed()
+    signals = drive(det, spike("hand"))
+    p99 = det._base[0].get(0.99)
+    for s in signals:
+        spent = s.evidence["observed"]["task_cost_usd"]
+        assert s.evidence["usd_at_stake"] == pytest.approx(round(max(0.0, 2 * spent - p99), 2), abs=0.011)
+    crit = next(s for s in signals if s.severity is Severity.CRITICAL)
+    assert crit.evidence["usd_at_stake"] > crit.observed  # the kill saves the projected remainder
 
 
 def test_context_bloat_is_a_warning() -> None:
     det = warmed()
-    signals = drive(det, task_events("bloat", LATER, steps=20, step_cost=0.02, ctx_step=20_000))
+    # $0.60 in 20 calls (under the cost bounds), $0.70 at stake: 2 x $0.60 - the p99 of $0.50
+    signals = drive(det, task_events("bloat", LATER, steps=20, step_cost=0.03, ctx_step=20_000))
     assert signals and signals[-1].metric == "context_growth_tokens" and signals[-1].unit == "tokens"
     assert signals[-1].severity is Severity.WARNING
 

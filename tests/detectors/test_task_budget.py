@@ -39,6 +39,8 @@ def test_warns_at_80_percent_then_halts_at_100_percent_once_each() -> None:
     assert crit.scope == {"tenant": "acme", "team": "team-a", "workflow": "wf", "root_task_id": "t"}
     assert "$1.15 of its $1.00 budget (115%)" in crit.summary and "model $1.15" in crit.summary
     assert crit.evidence["budget_source"] == "task" and crit.evidence["top_lines"] == {"model": 1.15}
+    # at stake if nothing is done: as long again at the same rate, beyond the budget (2 x spent - budget)
+    assert warn.evidence["usd_at_stake"] == pytest.approx(0.70) and crit.evidence["usd_at_stake"] == pytest.approx(1.30)
 
 
 def test_a_10x_spend_is_critical_and_kill_eligible_on_the_first_step_over() -> None:

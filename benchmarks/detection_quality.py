@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -107,7 +108,7 @@ def render(numbers: dict[str, Any], console: Console) -> None:
             if row["spent_share_p50"] is not None and key.split(": ", 1)[1].startswith("runaway"):
                 share = f"{_pct(row['spent_share_p50'])} / {_pct(row['spent_share_max'])} ({row['under_10pct']} ok)"
             kinds.add_row(
-                key, f"{row['detected']}/{row['incidents']}", f"{row['within_deadline']}/{row['incidents']}",
+                escape(key), f"{row['detected']}/{row['incidents']}", f"{row['within_deadline']}/{row['incidents']}",
                 _s(row["deadline_s"]) if row["deadline_s"] else "-", _pct(row["items_all_within_deadline_share"]),
                 _s(row["delay_p50_s"]), _s(row["delay_p95_s"]), f"{row['killed']}", share,
             )
@@ -133,7 +134,7 @@ def render(numbers: dict[str, Any], console: Console) -> None:
         f"(target 0), {real['alerts']} alerts (target ≤ {TARGETS['real_alone_alerts']})"
     )
     for line in real["alert_lines"]:
-        console.print(f"  - {line}")
+        console.print(f"  - {escape(line)}")
     console.print(
         "Targets: each kind within its deadline in ≥ 95 % of items (storm, flood ≤ 5 min; routing regression "
         "≤ 15 min; context bloat ≤ 90 min); ≤ 2 false alert episodes / 10k tasks; 0 false kills; every runaway "

@@ -105,7 +105,7 @@ class ItemResult:
 
 def _kind(incident: IncidentLike) -> str:
     cohort = (getattr(incident, "details", None) or {}).get("cohort")
-    return f"{incident.kind} [{cohort}]" if cohort else incident.kind
+    return f"{incident.kind} ({cohort})" if cohort else incident.kind
 
 
 def score_item(

@@ -21,6 +21,7 @@ def test_quick_prints_the_tables_and_writes_every_number(tmp_path: Path, capsys:
     for title in ("Incidents by kind — tuning", "Incidents by kind — held-out", "Per detector — tuning",
                   "Per detector — held-out", "Real trace alone", "Targets"):
         assert title in text, title
+    assert "runaway_loop (young)" in text and "runaway_loop (mature)" in text  # cohorts printed, not eaten as markup
     numbers = json.loads(out.read_text())
     assert {"corpus", "splits", "real_alone", "items", "targets", "quick"} <= set(numbers)
     assert numbers["quick"] is True
@@ -34,7 +35,7 @@ def test_quick_prints_the_tables_and_writes_every_number(tmp_path: Path, capsys:
             "incidents_explained", "delay_p50_s", "delay_p95_s", "false_episodes", "false_episodes_per_10k_tasks",
             "false_kills", "collateral_kills",
         }
-        mature = data["kinds"]["real: runaway_loop [mature]"]
+        mature = data["kinds"]["real: runaway_loop (mature)"]
         assert mature["detected"] == mature["incidents"] == 1 and mature["killed"] == 1
         assert 0 < mature["spent_share_max"] < 1
         assert {"fleet: retry_storm", "fleet: traffic_flood", "metered: metered_spike"} <= set(data["kinds"])

@@ -93,6 +93,22 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
+def _matrix(split: str, data: dict[str, Any]) -> Table:
+    """Incident kinds against detectors: how many each detector explained, and its median delay."""
+    detectors = sorted({d for row in data["kinds"].values() for d in row["by_detector"]})
+    table = Table(title=f"Incidents explained per detector (median delay) — {split}", title_justify="left")
+    table.add_column("family: kind")
+    for d in detectors:
+        table.add_column(d, justify="right")
+    for key, row in data["kinds"].items():
+        cells = []
+        for d in detectors:
+            got = row["by_detector"].get(d)
+            cells.append(f"{got['explained']}/{row['incidents']} ({_s(got['delay_p50_s'])})" if got else "-")
+        table.add_row(escape(key), *cells)
+    return table
+
+
 def render(numbers: dict[str, Any], console: Console) -> None:
     """The tables: per split, incidents by kind and figures per detector; then the real trace alone."""
     for split, data in numbers["splits"].items():
@@ -113,6 +129,7 @@ def render(numbers: dict[str, Any], console: Console) -> None:
                 _s(row["delay_p50_s"]), _s(row["delay_p95_s"]), f"{row['killed']}", share,
             )
         console.print(kinds)
+        console.print(_matrix(split, data))
         dets = Table(title=f"Per detector — {split}", title_justify="left")
         for col in ("detector", "incidents explained", "delay p50", "p95", "false episodes",
                     "per 10k tasks (≤ 2)", "false kills (0)", "collateral kills"):

@@ -209,6 +209,12 @@ def _kind_rows(results: Sequence[ItemResult]) -> dict[str, dict[str, Any]]:
             "spent_share_p50": percentile(shares, 0.5),
             "spent_share_max": max(shares) if shares else None,
             "under_10pct": sum(1 for s in shares if s < TARGETS["runaway_spent_share_before_kill"]),
+            #: how many of these incidents each detector explained, and its median delay (seconds)
+            "by_detector": {
+                d: {"explained": len(ds), "delay_p50_s": percentile(ds, 0.5)}
+                for d in sorted({d for i in lines for d in i["by_detector"]})
+                for ds in [[i["by_detector"][d] for i in lines if d in i["by_detector"]]]
+            },
         }
     return rows
 

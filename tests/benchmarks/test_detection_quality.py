@@ -19,7 +19,7 @@ def test_quick_prints_the_tables_and_writes_every_number(tmp_path: Path, capsys:
     detection_quality.main(["--quick", "--json", str(out)])
     text = capsys.readouterr().out
     for title in ("Incidents by kind — tuning", "Incidents by kind — held-out", "Per detector — tuning",
-                  "Per detector — held-out", "Real trace alone", "Targets"):
+                  "Per detector — held-out", "Incidents explained per detector", "Real trace alone", "Targets"):
         assert title in text, title
     assert "runaway_loop (young)" in text and "runaway_loop (mature)" in text  # cohorts printed, not eaten as markup
     numbers = json.loads(out.read_text())
@@ -38,6 +38,7 @@ def test_quick_prints_the_tables_and_writes_every_number(tmp_path: Path, capsys:
         mature = data["kinds"]["real: runaway_loop (mature)"]
         assert mature["detected"] == mature["incidents"] == 1 and mature["killed"] == 1
         assert 0 < mature["spent_share_max"] < 1
+        assert sum(d["explained"] for d in mature["by_detector"].values()) >= 1
         assert {"fleet: retry_storm", "fleet: traffic_flood", "metered: metered_spike"} <= set(data["kinds"])
     real = numbers["real_alone"]
     assert real["tasks"] == 500 and real["kills"] == 0 and real["alerts"] == len(real["alert_lines"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import IO, Any
 
 from rich.console import Console
@@ -18,12 +19,12 @@ from rich.live import Live
 
 from alerting import AlertPipeline, ConsoleReceiver, load_alerting_config
 from burnguard.demo_view import LiveView, day_time
-from burnguard.scorecard import Scorecard, score_run
+from burnguard.scorecard import IncidentLike, Scorecard, score_run
 from detectors.config import Autonomy, BurnguardConfig
 from detectors.engine import Engine
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
 
-__all__ = ["DemoRun", "run_demo", "simulate_and_detect"]
+__all__ = ["DemoRun", "HaltingRun", "run_demo", "simulate_and_detect"]
 
 #: How long a kill takes to halt a simulated agent (command → listener → cancelled task), seconds.
 HALT_LATENCY_S = 1.0
@@ -31,34 +32,33 @@ HALT_LATENCY_S = 1.0
 _ALERTS_AFTER_S = 3600.0
 
 
-class DemoRun:
-    """One pass of the fleet through the engine, halting killed tasks as their runtime would.
+class HaltingRun:
+    """Events through one engine, halting killed tasks as their runtime would: a killed root task's
+    later events never happen (their money is :attr:`saved_usd`) and it reports ``outcome: killed``.
 
-    ``config`` is the detector configuration (``None``: the built-in defaults); ``autonomy``, when
-    given, overrides every workflow's. ``anomalies`` holds everything the engine emitted, in order:
-    what :meth:`feed` and :meth:`finish` return, the resolutions of killed tasks included.
+    ``incidents`` is the ground truth the run is scored against (their root tasks' spend is kept in
+    :attr:`spent_by_root`); ``config`` is the detector configuration (``None``: the built-in
+    defaults); ``autonomy``, when given, overrides every workflow's. ``anomalies`` holds everything
+    the engine emitted, in order: what :meth:`feed` and :meth:`finish` return, the resolutions of
+    killed tasks included. The demo is one; the detection-quality benchmark runs its corpus through it.
     """
 
     def __init__(
         self,
+        incidents: Sequence[IncidentLike],
         *,
-        hours: float,
-        seed: int,
         autonomy: Autonomy | None,
-        scale: float = 1.0,
         config: BurnguardConfig | None = None,
     ) -> None:
-        from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator
-
-        self.sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS)
+        self.incidents = list(incidents)
         self.engine = Engine(config, autonomy=autonomy)
         self.anomalies: list[Anomaly] = []
         self.kills: dict[str, float] = {}
         self.spent_by_root: dict[str, float] = {}
         self.saved_usd = 0.0
         self.events = 0
-        self.sim_ts = self.sim.start_ts
-        self._incident_roots = {i.root_task_id for i in self.sim.incidents if i.root_task_id}
+        self.sim_ts = 0.0
+        self._incident_roots = {i.root_task_id for i in self.incidents if i.root_task_id}
 
     def feed(self, event: dict[str, Any]) -> list[Anomaly]:
         """Run one simulated event through the engine; return (and record) every anomaly it led to,
@@ -114,12 +114,36 @@ class DemoRun:
         self.anomalies.extend(emitted)
         return emitted
 
-    def scorecard(self) -> Scorecard:
-        return score_run(self.sim.incidents, self.anomalies, self.spent_by_root)
+    def scorecard(self, *, scope_only: bool = False) -> Scorecard:
+        """This run against its incidents (``scope_only``: see :func:`burnguard.scorecard.score_run`)."""
+        return score_run(self.incidents, self.anomalies, self.spent_by_root, scope_only=scope_only)
 
     def close(self) -> Scorecard:
         self.finish()
         return self.scorecard()
+
+
+class DemoRun(HaltingRun):
+    """One pass of a simulated fleet (:attr:`sim`) through the engine, halting killed tasks.
+
+    ``hours``, ``seed`` and ``scale`` shape the fleet (every default incident injected); the rest is
+    :class:`HaltingRun`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        hours: float,
+        seed: int,
+        autonomy: Autonomy | None,
+        scale: float = 1.0,
+        config: BurnguardConfig | None = None,
+    ) -> None:
+        from burnguard.simulator import DEFAULT_INCIDENTS, FleetSimulator
+
+        self.sim = FleetSimulator(seed=seed, hours=hours, scale=scale, incidents=DEFAULT_INCIDENTS)
+        super().__init__(self.sim.incidents, autonomy=autonomy, config=config)
+        self.sim_ts = self.sim.start_ts
 
 
 def simulate_and_detect(

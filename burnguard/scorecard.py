@@ -43,6 +43,8 @@ class IncidentScore:
     incident: IncidentLike
     first: Anomaly | None = None
     detectors: set[str] = field(default_factory=set)
+    #: each detector's first anomaly that explains the incident
+    first_by_detector: dict[str, Anomaly] = field(default_factory=dict)
     kill: Anomaly | None = None
     spent_usd: float | None = None
 
@@ -150,9 +152,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _explains(incident: IncidentLike, anomaly: Anomaly) -> bool:
+def _explains(incident: IncidentLike, anomaly: Anomaly, *, scope_only: bool = False) -> bool:
+    """Whether ``anomaly`` is about ``incident``: its event time lies in the incident's window (from a
+    minute before its start to :data:`_AFTERMATH_S` after its end), and its scope fits.
+
+    The demo's rule (``scope_only`` false): a task-level incident is explained only on its own root
+    task; a workflow-level one at its own level, from above (team, tenant) or by a task-level finding
+    of a detector that judges a task against its workflow. ``scope_only`` drops every reference to
+    a detector's name: the scopes must be nested (one contains the other; each key both name agrees),
+    so a task-level incident is also explained from above (its workflow's burn rate) and a
+    workflow-level one by any finding on one of its tasks.
+    """
     if not incident.start_ts - 60 <= anomaly.ts <= incident.end_ts + _AFTERMATH_S:
         return False
+    if scope_only:
+        return all(anomaly.scope.get(k, v) == v for k, v in incident.scope.items())
     if incident.root_task_id is not None:
         return anomaly.scope.get("root_task_id") == incident.root_task_id
     # A workflow-level incident is explained at its own level or seen from above (team, tenant).
@@ -162,20 +176,29 @@ def _explains(incident: IncidentLike, anomaly: Anomaly) -> bool:
 
 
 def score_run(
-    incidents: Iterable[IncidentLike], anomalies: Iterable[Anomaly], spent_by_root: dict[str, float]
+    incidents: Iterable[IncidentLike],
+    anomalies: Iterable[Anomaly],
+    spent_by_root: dict[str, float],
+    *,
+    scope_only: bool = False,
 ) -> Scorecard:
-    """Match every firing anomaly to the incident that explains it; the rest are false alerts."""
+    """Match every firing anomaly to the incident that explains it; the rest are false alerts.
+    ``scope_only``: match by scope and event time alone, never by detector name (see :func:`_explains`;
+    the detection-quality benchmark's rule)."""
     scores = [IncidentScore(inc) for inc in incidents]
     false_alerts: list[Anomaly] = []
     false_kills: list[Anomaly] = []
     for a in anomalies:
         if a.status is not AnomalyStatus.FIRING or a.severity is Severity.INFO:
             continue
-        matched = [s for s in scores if _explains(s.incident, a)]
+        matched = [s for s in scores if _explains(s.incident, a, scope_only=scope_only)]
         for s in matched:
             if s.first is None or a.ts < s.first.ts:
                 s.first = a
             s.detectors.add(a.detector)
+            earlier = s.first_by_detector.get(a.detector)
+            if earlier is None or a.ts < earlier.ts:
+                s.first_by_detector[a.detector] = a
             if a.action is Action.KILL and s.kill is None:
                 s.kill = a
         if not matched:

@@ -127,7 +127,7 @@ class PolicySettings(_Strict):
     kill_scope: Literal["task", "agent", "workflow"] = "task"
     kill_cooldown_s: float = Field(default=300.0, ge=0, description="seconds between kills of one target")
     max_learned_kills: int = Field(
-        default=3, ge=0, description="tasks of one workflow a learned baseline may kill per kill_window_s (0: any)"
+        default=0, ge=0, description="tasks of one workflow a learned baseline may kill per kill_window_s (0: any)"
     )
     kill_window_s: float = Field(default=3600.0, gt=0, description="the window of max_learned_kills, in seconds")
 

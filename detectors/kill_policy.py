@@ -7,12 +7,13 @@ kill) less than ``kill_cooldown_s`` ago in event time is not killed again, so on
 command, not one per event, and an agent whose tasks run away one after another is halted once per
 cool-down. Cool-downs are remembered per workflow (that is how the Kafka worker checkpoints them).
 
-A learned baseline (:data:`LEARNED_KILLERS`) kills at most ``max_learned_kills`` tasks of one
-workflow within ``kill_window_s`` of event time. When more of its tasks outgrow the baseline than
-that, the whole workflow has shifted (a model routing regression makes every task cost 5-8x its
-old p99): that is one finding about the workflow — cost_shift and burn_rate alert on it — not a
-runaway in each task that merely follows the new normal, so further findings alert, critical, with
-``kill: held back …`` and ``kill_breaker`` in their evidence. Hand-set rules (a task budget, the
+With ``max_learned_kills`` set (0, the default, is no limit), a learned baseline
+(:data:`LEARNED_KILLERS`) kills at most that many tasks of one workflow within ``kill_window_s``.
+When more of its tasks outgrow the baseline than that, the whole workflow may have shifted (a model
+routing regression makes every task cost 5-8x its old p99): that is one finding about the workflow
+— cost_shift and burn_rate alert on it — not a runaway in each task that merely follows the new
+normal, so further findings alert, critical, with ``kill: held back …`` and ``kill_breaker`` in
+their evidence. Hand-set rules (a task budget, the
 retry stop rule) are not limited: they say what no task may do, whatever its peers do.
 """
 

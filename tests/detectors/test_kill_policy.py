@@ -166,7 +166,11 @@ def test_a_workflow_whose_every_task_outgrows_the_baseline_loses_tasks_to_a_few_
     """A routing regression: after 30 ordinary $0.10 tasks, every task costs 8x. runaway_task finds
     each (critical: 8x the p99), but only the first ``max_learned_kills`` are killed within the hour;
     the rest alert, critical, saying the workflow has shifted. A task budget still kills: it is a rule."""
-    engine = Engine(_config("task", cooldown_s=300))
+    config = BurnguardConfig.model_validate(
+        {"defaults": {"autonomy": "act", "kill_cooldown_s": 300, "max_learned_kills": 3}}
+    )
+    assert BurnguardConfig().defaults.max_learned_kills == 0  # off unless configured (see the README)
+    engine = Engine(config)
     ordinary = [ev for n in range(30) for ev in task_events(f"n{n}", T0 + 60 * n, cost_per_step=0.01)]
     shifted = [
         ev for n in range(8) for ev in task_events(f"s{n}", T0 + 1800 + 300 * n, steps=20, cost_per_step=0.06)
@@ -187,7 +191,7 @@ def test_a_workflow_whose_every_task_outgrows_the_baseline_loses_tasks_to_a_few_
 def test_max_learned_kills_is_a_policy_per_scope_and_0_means_no_limit() -> None:
     config = BurnguardConfig.model_validate(
         {
-            "defaults": {"autonomy": "act"},
+            "defaults": {"autonomy": "act", "max_learned_kills": 3},
             "overrides": [{"match": {"workflow": "wf"}, "max_learned_kills": 0, "kill_window_s": 600}],
         }
     )

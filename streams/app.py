@@ -172,13 +172,6 @@ def create_app(
     send_spend_reports = add_rollup_stage(app, settings, config, raw_topic)
     # what the ingest has read of each source partition: the highest event time and the last offset
     event_time = IngestClock()  # validated times only, within the wall-clock bound (streams.routing)
-    frontier = event_time.frontier
-    # per source partition, as of the last batch whose records are all on the broker: the last offset
-    # read (forwarded or dead-lettered) and the event time reached, which the idle check tells
-    read_to: dict[int, int] = {}
-    settled: dict[int, float] = {}
-    forwarded: dict[int, int] = {}  # the highest offset forwarded, per source partition
-    vouched: dict[int, int] = {}  # the highest offset forwarded and on the broker with all before it
     # clients of their own for the idle check: asking Faust's consumer for positions or end offsets
     # while it rebalances moved its fetch positions past records it had not delivered (lost records)
     probes: list[Any] = []
@@ -223,8 +216,7 @@ def create_app(
                         ts = event_time.place(msg.partition, ts)
                         if ts is not None:
                             headers[TS_HEADER] = repr(ts).encode()
-                        if msg.offset > forwarded.get(msg.partition, -1):
-                            forwarded[msg.partition] = msg.offset
+                        event_time.forward(msg.partition, msg.offset)
                         sent.append(await send_raw(settings.internal_topic, key, msg.value, headers))
                         pipeline.stats.routed += 1
                         continue
@@ -237,14 +229,12 @@ def create_app(
                 # stage (streams.stage) instead of leaving a hole behind a committed offset
                 for delivery in sent:
                     await delivery
-                vouched.update(forwarded)
-                read_to.update(read)
-                settled.update((p, frontier[p]) for p in read if p in frontier)
+                event_time.delivered(read)
                 if sources is not None and read:
                     # only now: a watermark vouches for every record forwarded before it (streams.ordering),
                     # so the records of a batch that failed half-way are never folded
                     name = settings.events_topic
-                    marks = {f"{name}:{p}": Mark(settled.get(p), False, vouched.get(p)) for p in sorted(read)}
+                    marks = {f"{name}:{p}": event_time.mark(p) for p in sorted(read)}
                     for delivery in await send_watermarks(marks):
                         await delivery
 
@@ -270,14 +260,10 @@ def create_app(
         snapshot = {f"{tp.topic}:{tp.partition}": end for tp, end in ends.items()}
         marks: dict[str, Mark] = {}
         for tp in tps:
-            done = read_to.get(tp.partition, -1) + 1
+            done = event_time.read_to(tp.partition)
             if tp in committed and committed[tp].offset > done:
                 done = committed[tp].offset
-            idle = done >= ends[tp]
-            source = f"{tp.topic}:{tp.partition}"
-            marks[source] = Mark(
-                settled.get(tp.partition), idle, vouched.get(tp.partition), snapshot if idle else None
-            )
+            marks[f"{tp.topic}:{tp.partition}"] = event_time.mark(tp.partition, done >= ends[tp], snapshot)
         await send_watermarks(marks)
 
     if sources is not None:
@@ -364,10 +350,7 @@ def create_app(
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
             if tp.topic == settings.events_topic:
-                # its next owner reads on from the committed offset; if it comes back here, what this
-                # worker read before says nothing of what is forwarded (the idle check must not trust it)
-                for known in (read_to, settled, forwarded, vouched, frontier):
-                    known.pop(tp.partition, None)
+                event_time.forget(tp.partition)  # its next owner reads on from the committed offset
         partitions = [tp.partition for tp in revoked if tp.topic == settings.internal_topic]
         pipeline.drop(partitions)
         for p in partitions:

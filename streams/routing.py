@@ -14,6 +14,7 @@ from detectors.engine import describe_validation_error
 from detectors.event_clock import span
 from schemas.events import CostEvent
 from schemas.timefmt import format_ts
+from streams.ordering import Mark
 from streams.state import workflow_key
 
 __all__ = ["SOURCE_HEADER", "TS_HEADER", "IngestClock", "parse_source", "route", "route_with_time", "source_header"]
@@ -104,7 +105,10 @@ def _skew_reason(ts: float, wall: float, max_skew_s: float) -> str:
 
 
 class IngestClock:
-    """The ingest's event time per source partition: the frontier its watermarks report, taken only
+    """The ingest's event time and positions per source partition. Its watermarks tell only what is
+    on the broker — the offsets and event time of batches whose deliveries all completed — so an idle
+    check running while a batch is in flight vouches for none of it (:meth:`delivered`, :meth:`mark`).
+    The frontier its watermarks report is taken only
     from records the contract accepts and within the wall-clock bound (:func:`route_with_time`), so
     neither an invalid record nor a far-future one moves it. Not yet done: a *valid* record far
     ahead of its source but within the wall-clock bound (a backlog's stray record stamped today)
@@ -115,8 +119,15 @@ class IngestClock:
     merge early, and the roll-up's tenant and team anomalies no longer matched replay's."""
 
     def __init__(self) -> None:
-        #: per source partition: the event time reached (epoch s), as the watermarks report it
+        #: per source partition: the event time reached (epoch s) by the records read
         self.frontier: dict[int, float] = {}
+        #: per source partition: the highest offset forwarded to the internal topic
+        self.forwarded: dict[int, int] = {}
+        # as of the last batch whose records are all on the broker: the highest offset forwarded
+        # (with all before it), the last offset read (forwarded or dead-lettered), the event time
+        self._vouched: dict[int, int] = {}
+        self._read_to: dict[int, int] = {}
+        self._settled: dict[int, float] = {}
 
     def place(self, partition: int, ts: float | None) -> float | None:
         """The event time to send with a record of ``partition`` whose validated time is ``ts``
@@ -124,3 +135,29 @@ class IngestClock:
         if ts is not None and ts > self.frontier.get(partition, -math.inf):
             self.frontier[partition] = ts
         return ts
+
+    def forward(self, partition: int, offset: int) -> None:
+        """The record at ``offset`` of source ``partition`` is being forwarded."""
+        if offset > self.forwarded.get(partition, -1):
+            self.forwarded[partition] = offset
+
+    def delivered(self, read: dict[int, int]) -> None:
+        """Every record of a batch that read source partitions up to ``read`` (partition -> last
+        offset) is on the broker: watermarks may now vouch for them."""
+        self._vouched.update(self.forwarded)
+        self._read_to.update(read)
+        self._settled.update((p, self.frontier[p]) for p in read if p in self.frontier)
+
+    def mark(self, partition: int, idle: bool = False, ends: dict[str, int] | None = None) -> Mark:
+        """What a watermark tells of source ``partition``: only what is on the broker."""
+        return Mark(self._settled.get(partition), idle, self._vouched.get(partition), ends if idle else None)
+
+    def read_to(self, partition: int) -> int:
+        """The next offset of ``partition`` past what this ingest has on the broker (0: nothing)."""
+        return self._read_to.get(partition, -1) + 1
+
+    def forget(self, partition: int) -> None:
+        """The partition went to another worker, who reads on from the committed offset: if it
+        comes back, what was read here before says nothing of what is forwarded."""
+        for known in (self.frontier, self.forwarded, self._vouched, self._read_to, self._settled):
+            known.pop(partition, None)

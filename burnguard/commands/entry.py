@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 import typer
@@ -17,9 +20,26 @@ class BurnguardApp(typer.Typer):
     """The console entry point (``burnguard = "burnguard.cli:app"``): no traceback and no box ever
     reaches a user. A usage error is one line (``error: Invalid value for '--hours': …; see
     burnguard demo --help``, exit 2); an unexpected error is one line naming it and asking for a
-    report (the traceback with ``BURNGUARD_DEBUG=1``, exit 1); Ctrl-C exits 130 with one line."""
+    report (the traceback with ``BURNGUARD_DEBUG=1``, exit 1); Ctrl-C exits 130 with one line —
+    also when the KeyboardInterrupt surfaced wrapped in another error (pydantic-core reports one
+    raised inside a serializer as a ``PydanticSerializationError``): the SIGINT is remembered."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        interrupted: list[int] = []
+
+        def on_sigint(signum: int, frame: FrameType | None) -> None:
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
+        own = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if own else None
+        try:
+            self._run(interrupted, *args, **kwargs)
+        finally:
+            if own:
+                signal.signal(signal.SIGINT, previous)
+
+    def _run(self, interrupted: list[int], *args: Any, **kwargs: Any) -> None:
         from typer.exceptions import Abort, TyperException
 
         try:
@@ -35,6 +55,9 @@ class BurnguardApp(typer.Typer):
             console.print("[red]error:[/] aborted: the input ended unexpectedly", soft_wrap=True)
             raise SystemExit(1) from None
         except Exception as exc:
+            if interrupted:  # Ctrl-C, surfaced as another error
+                console.print("interrupted", soft_wrap=True)
+                raise SystemExit(130) from None
             if os.environ.get("BURNGUARD_DEBUG", "").strip() not in ("", "0"):
                 raise
             console.print(

@@ -116,3 +116,44 @@ def test_an_unexpected_error_is_one_line_asking_for_a_report_and_debug_shows_the
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
     assert not (workdir / "a.jsonl").exists()  # the failed run left no output
+
+
+_INTERRUPTED_IN_A_SERIALIZER = '''
+import os, signal
+from pydantic import BaseModel, field_serializer
+from burnguard.commands.entry import BurnguardApp
+
+app = BurnguardApp(add_completion=False)
+
+
+class Row(BaseModel):
+    ts: float
+
+    @field_serializer("ts")
+    def _format_time(self, ts: float) -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while pydantic-core runs this
+        return str(ts)
+
+
+@app.command()
+def write() -> None:
+    Row(ts=1.0).model_dump_json()
+
+
+@app.command()
+def other() -> None:
+    pass
+
+
+app()
+'''
+
+
+def test_ctrl_c_inside_a_pydantic_serializer_is_an_interruption_not_a_bug(tmp_path: Path) -> None:
+    """pydantic-core reports a KeyboardInterrupt raised in a serializer as PydanticSerializationError
+    (seen once in `replay --out` interrupted by Ctrl-C): the entry point knows a SIGINT arrived."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(_INTERRUPTED_IN_A_SERIALIZER)
+    done = subprocess.run([sys.executable, str(script), "write"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done
+    assert [x for x in done.stderr.splitlines() + done.stdout.splitlines() if x.strip()] == ["interrupted"]

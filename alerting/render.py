@@ -96,21 +96,25 @@ def at_stake(anomaly: Anomaly) -> str:
 
 
 def lead_line(notification: Notification) -> str:
-    """The one line a channel leads with: the money at stake, then the title and the headline."""
+    """The one line a channel leads with: the money at stake, then the title and the summary."""
     money = at_stake(notification.lead) if notification.status is AnomalyStatus.FIRING else ""
-    return f"{money} — {title(notification)}: {headline(notification)}" if money else (
-        f"{title(notification)}: {headline(notification)}"
-    )
+    line = f"{title(notification)}: {_summary(notification)}"
+    return f"{money} — {line}" if money else line
 
 
 def headline(notification: Notification) -> str:
-    """The lead's summary after the money at stake, or marked resolved once the group has resolved
-    (the engine's resolved summaries already say ``Resolved: …``: not twice)."""
+    """The lead's summary after the money at stake, or marked resolved once the group has resolved."""
+    money = at_stake(notification.lead) if notification.status is AnomalyStatus.FIRING else ""
+    return f"{money} — {_summary(notification)}" if money else _summary(notification)
+
+
+def _summary(notification: Notification) -> str:
+    """The lead's summary, marked resolved once the group has resolved (the engine's resolved
+    summaries already say ``Resolved: …``: not twice)."""
     summary = notification.lead.summary
-    if notification.status is AnomalyStatus.RESOLVED:
-        return summary if summary.lower().startswith("resolved") else f"resolved: {summary}"
-    money = at_stake(notification.lead)
-    return f"{money} — {summary}" if money else summary
+    if notification.status is AnomalyStatus.RESOLVED and not summary.lower().startswith("resolved"):
+        return f"resolved: {summary}"
+    return summary
 
 
 def _where(notification: Notification) -> str:

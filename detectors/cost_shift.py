@@ -129,6 +129,8 @@ class CostShiftDetector(Detector):
         ref_cps = ref_cost / self._ref_successes if self._ref_successes >= p.min_successes else 0.0
         r_med = median / ref_median if ref_median > 0 else 0.0
         r_cps = cps / ref_cps if ref_cps > 0 else 0.0
+        if max(r_med, r_cps) < p.factor and not self._shifted:
+            return None  # not large: neither material nor real matters (the tests are the costly part)
         per_day = self.tasks_per_day()
         stake_med = (sum(costs) / len(costs) - ref_cost / self._ref.n) * per_day
         stake_cps = (cps - ref_cps) * per_day * self._ref_successes / self._ref.n if ref_cps > 0 else 0.0

@@ -89,9 +89,11 @@ def test_every_channel_leads_with_the_money_at_stake() -> None:
     (n,) = _notifications(shift)
     text, blocks = slack_message(n)
     assert text.startswith("$41.00/day at stake — [WARNING] cost_shift · support-triage: ")
+    assert text.count("at stake") == 1  # said once, first
     assert blocks[1]["text"]["text"].startswith("*$41.00/day at stake — ")  # the first line under the header
     fields = trigger_fields(n, "burnguard", {})
     assert fields["summary"].startswith("$41.00/day at stake — [WARNING] cost_shift")
+    assert fields["summary"].count("at stake") == 1
     assert next(iter(fields["custom_details"])) == "at_stake"
     assert fields["custom_details"]["at_stake"] == "$41.00/day at stake"
     assert re.search(r"summary +\$41\.00/day at stake — ", _text(n))

@@ -106,7 +106,7 @@ PartialDetectorSettings: type[BaseModel] = create_model(
     **{name: (_partial(cls) | None, None) for name, cls in PARAMS.items()},  # type: ignore[call-overload]
 )
 
-KILL_DETECTORS_DEFAULT = ("task_budget", "runaway_task", "retry_rate", "fan_out", "stale_task")
+KILL_DETECTORS_DEFAULT = ("task_budget", "runaway_task", "retry_rate", "fan_out", "stale_task", "young_runaway")
 
 
 def _known_detectors(names: tuple[str, ...]) -> tuple[str, ...]:

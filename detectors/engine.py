@@ -17,12 +17,16 @@ from detectors.base import Detector, Signal
 from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
 from detectors.cost_notices import misnamed_cost_notice
 from detectors.engine_time import EngineTime, EventTimeRejected
+from detectors.engine_young import EngineYoung
 from detectors.episodes import EpisodeBook, decide_action
 from detectors.handover import EngineHandover, ScopeKey, _join
 from detectors.kill_policy import LEARNED_KILLERS, KillCooldowns, aim_kill
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
+from detectors.runaway import RunawayTaskDetector
 from detectors.scope_spend import MinuteSpend, RolledUpTick, SpendMinutes, feed_minutes
+from detectors.young_runaway import NAME as YOUNG_RUNAWAY
+from detectors.young_runaway import YoungRunawayParams, YoungTaskGuard
 from schemas.anomaly import Action, Anomaly, Severity
 from schemas.events import Category, CostEvent, EventKind
 from schemas.pricing import ModelPricer
@@ -77,9 +81,12 @@ class _WorkflowScope:
     #: team's are fed by the minute, at ticks: detectors.scope_spend)
     spend: list[tuple[Detector, ResolvedSettings]] = field(default_factory=list)
     tasks: dict[str, TaskState] = field(default_factory=dict)
+    #: its runaway detector: while that is too young to judge, detectors.young_runaway watches
+    runaway: RunawayTaskDetector | None = None
+    young: YoungRunawayParams = field(default_factory=YoungRunawayParams)
 
 
-class Engine(EngineTime, EngineHandover):
+class Engine(EngineTime, EngineHandover, EngineYoung):
     """Turns a stream of :class:`CostEvent` into :class:`Anomaly` s, in event time.
 
     ``autonomy`` overrides every workflow's autonomy level (``burnguard replay --autonomy``).
@@ -124,6 +131,9 @@ class Engine(EngineTime, EngineHandover):
         self.stats = EngineStats()
         self.episodes = EpisodeBook(self.config.version, self.clock)
         self.kill_cooldowns = KillCooldowns()
+        self.young = YoungTaskGuard(self._young_params)
+        self.young_episodes = EpisodeBook(self.config.version, self.clock)
+        self.young_cooldowns = KillCooldowns()
         self._tasks: dict[str, TaskState] = {}
         self._workflows: dict[ScopeKey, _WorkflowScope] = {}
         self._scope_detectors: dict[ScopeKey, Detector] = {}
@@ -204,6 +214,8 @@ class Engine(EngineTime, EngineHandover):
             sig = det.on_event(event, task)
             if sig is not None:
                 self._signal(sig, scope.settings, task, out)
+        if scope.runaway is not None:
+            self._report_young(event, task, scope.runaway.young, scope.young)
         if event.cost_usd:
             self._feed_spend(scope, event, task, out)
         if task.finished:
@@ -263,6 +275,7 @@ class Engine(EngineTime, EngineHandover):
             if sig is not None:
                 self._signal(sig, scope.settings, task, out)
         out.extend(self.episodes.resolve_root(task.root_task_id, task.last_ts, f"task finished ({task.outcome})"))
+        self._finish_young(task, task.last_ts)
         self._drop(task, scope)
         self.stats.tasks_finished += 1
         if self.on_task_finished is not None:
@@ -274,9 +287,21 @@ class Engine(EngineTime, EngineHandover):
         self._finished.add(task.root_task_id)
 
     # -- signals → anomalies ---------------------------------------------------------------------
-    def _signal(self, sig: Signal, settings: ResolvedSettings, task: TaskState | None, out: list[Anomaly]) -> None:
+    def _signal(
+        self,
+        sig: Signal,
+        settings: ResolvedSettings,
+        task: TaskState | None,
+        out: list[Anomaly],
+        book: EpisodeBook | None = None,
+        cooldowns: KillCooldowns | None = None,
+    ) -> None:
+        """A signal through the policy into its episode (``book``, with ``cooldowns``: the engine's own
+        unless given) and, when that says something new, into ``out``."""
+        book = book or self.episodes
+        cooldowns = cooldowns or self.kill_cooldowns
         if not sig.firing:
-            resolved = self.episodes.clear(sig)
+            resolved = book.clear(sig)
             if resolved is not None:
                 out.append(resolved)
             return
@@ -289,20 +314,20 @@ class Engine(EngineTime, EngineHandover):
             settings.policy,
             action,
             note,
-            self.episodes.episode_id(sig),
-            self.kill_cooldowns,
+            book.episode_id(sig),
+            cooldowns,
             agent=task.agent if task is not None else None,
             detector=sig.detector,
         )
-        anomaly = self.episodes.fire(sig, action, note)
+        anomaly = book.fire(sig, action, note)
         if anomaly is None:
             return
         target = note.get("kill_target")
         if target is not None:
             workflow = (sig.scope.get("tenant", "default"), sig.scope.get("team", ""), sig.scope.get("workflow", ""))
-            self.kill_cooldowns.start(workflow, target, sig.ts, settings.policy.kill_cooldown_s)
+            cooldowns.start(workflow, target, sig.ts, settings.policy.kill_cooldown_s)
             if sig.detector in LEARNED_KILLERS:
-                self.kill_cooldowns.count_kill(workflow, note["kill_command_id"], sig.ts, settings.policy.kill_window_s)
+                cooldowns.count_kill(workflow, note["kill_command_id"], sig.ts, settings.policy.kill_window_s)
         if task is not None and sig.scope.get("root_task_id") == task.root_task_id:
             if task.alerted is None:
                 task.alerted = {}
@@ -320,6 +345,7 @@ class Engine(EngineTime, EngineHandover):
     def _tick(self, now: float, out: list[Anomaly]) -> None:
         ttl = self.config.task_ttl_s
         self.kill_cooldowns.prune(now)
+        self.young_cooldowns.prune(now)
         for scope in list(self._workflows.values()):
             for det in scope.detectors:
                 for sig in det.on_tick(now, scope.tasks.values()):
@@ -327,6 +353,7 @@ class Engine(EngineTime, EngineHandover):
             expired = [t for t in scope.tasks.values() if now - t.last_ts > ttl]
             for task in expired:
                 out.extend(self.episodes.resolve_root(task.root_task_id, now, "task expired after a silence"))
+                self._finish_young(task, now, expired=True)
                 self._drop(task, scope)
                 self.stats.tasks_expired += 1
         before = self.minutes.released_to
@@ -335,6 +362,7 @@ class Engine(EngineTime, EngineHandover):
             self.rolled_up.append(RolledUpTick(now, before, self.minutes.released_to, released))
         else:
             feed_minutes(released, self._scope_detector_for)
+            self._judge_young(released, out)
         for key, det in self._scope_detectors.items():
             for sig in det.on_tick(now, ()):
                 self._signal(sig, self._settings_for_key(key), None, out)
@@ -351,6 +379,8 @@ class Engine(EngineTime, EngineHandover):
                 detectors,
                 per_event=[d for d in detectors if type(d).on_event is not Detector.on_event],
                 spend=[(self._scope_detector_for(key), settings)],
+                runaway=next((d for d in detectors if isinstance(d, RunawayTaskDetector)), None),
+                young=settings.params[YOUNG_RUNAWAY],  # type: ignore[arg-type]
             )
             pending = self._pending_state.pop(_join(key), None)
             if pending:
@@ -364,6 +394,7 @@ class Engine(EngineTime, EngineHandover):
         (see ``roll_up``) to this engine's tenant and team detectors, then let them tick at ``now``."""
         out: list[Anomaly] = []
         feed_minutes(minutes, self._scope_detector_for)
+        self._judge_young(minutes, out)
         self.max_ts = max(self.max_ts, now)
         self._next_tick = now + self.tick_s
         self._tick(now, out)
@@ -394,4 +425,4 @@ class Engine(EngineTime, EngineHandover):
         return self._tasks.get(root_task_id)
 
     def open_anomalies(self) -> list[Anomaly]:
-        return list(self.episodes.open.values())
+        return [*self.episodes.open.values(), *self.young_episodes.open.values()]

@@ -57,6 +57,12 @@ class EngineHandover:
     def _scope_detector(self, key: ScopeKey) -> Detector:
         raise NotImplementedError
 
+    if TYPE_CHECKING:  # EngineYoung's, mixed into the engine beside this
+
+        def _young_snapshot(self) -> dict[str, Any]: ...
+
+        def _young_restore(self, data: dict[str, Any] | None) -> None: ...
+
     # -- the whole state -------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue on another process, as plain JSON-able data."""
@@ -79,6 +85,7 @@ class EngineHandover:
             "kills": self.kill_cooldowns.snapshot(),
             "minutes": self.minutes.snapshot(),
             "clock": self.event_clock.snapshot(),
+            "young": self._young_snapshot(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -104,6 +111,7 @@ class EngineHandover:
         self._misnamed_cost = set(state.get("misnamed_cost", ()))  # absent from older snapshots
         self.kill_cooldowns.restore(state.get("kills", {}))
         self.minutes.restore(state.get("minutes"))  # absent from snapshots older than the roll-up
+        self._young_restore(state.get("young"))
 
     def snapshot_bytes(self) -> bytes:
         return orjson.dumps(self.snapshot())

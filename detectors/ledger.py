@@ -78,6 +78,8 @@ class TaskState:
     #: highest severity rank (0 info, 1 warning, 2 critical) each detector's episode on this task has
     #: reached, kept by the engine so a detector can skip rebuilding a signal that changes nothing
     alerted: dict[str, int] | None = None
+    #: it has sent :mod:`detectors.young_runaway` a report (so it reports its end too)
+    guarded: bool = False
 
     def alerted_at_least(self, detector: str, rank: int) -> bool:
         """True when ``detector`` already has an episode on this task at ``rank`` or above."""

@@ -14,6 +14,8 @@ from detectors.retry_rate import RetryRateDetector, RetryRateParams
 from detectors.runaway import RunawayParams, RunawayTaskDetector
 from detectors.stale import StaleTaskDetector, StaleTaskParams
 from detectors.task_budget import TaskBudgetDetector, TaskBudgetParams
+from detectors.young_runaway import NAME as YOUNG_RUNAWAY
+from detectors.young_runaway import YoungRunawayParams
 
 __all__ = [
     "KILL_CAPABLE",
@@ -45,10 +47,12 @@ PARAMS: dict[str, type[DetectorParams]] = {
     "stale_task": StaleTaskParams,
     "cost_shift": CostShiftParams,
     "burn_rate": BurnRateParams,
+    # not one per workflow: a tenant's, judged at ticks over every workflow's finished tasks (the engine's)
+    YOUNG_RUNAWAY: YoungRunawayParams,
 }
 #: The detectors whose critical findings can halt a task (the rest only ever alert).
 _ALL: tuple[type[Detector], ...] = (*WORKFLOW_DETECTORS, SCOPE_DETECTOR)
-KILL_CAPABLE: frozenset[str] = frozenset(cls.name for cls in _ALL if cls.can_kill)
+KILL_CAPABLE: frozenset[str] = frozenset({*(cls.name for cls in _ALL if cls.can_kill), YOUNG_RUNAWAY})
 _LEVELS: dict[int, Literal["tenant", "team", "workflow"]] = {1: "tenant", 2: "team", 3: "workflow"}
 
 

@@ -116,6 +116,11 @@ class RunawayTaskDetector(Detector):
         self._warn[0] = max(self._warn[0] if p99[0] > 0 else 0.0, p.min_warn_usd) or math.inf
         self._crit_usd = max(p.critical_factor * p99[0], p.min_critical_usd) or math.inf
 
+    @property
+    def young(self) -> bool:
+        """Fewer than ``min_samples`` completed tasks learned: :mod:`detectors.young_runaway` watches."""
+        return self._base[0].n < self.params.min_samples
+
     def on_event(self, event: CostEvent, task: TaskState) -> Signal | None:
         w = self._warn
         cost = task.cost_usd - task.lines[_REVIEW]

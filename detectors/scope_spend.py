@@ -20,11 +20,21 @@ minute was already released, counts in the first minute not yet released.
 >>> minutes.add(125.0, ("acme", "search", "triage"), 0.5)
 >>> minutes.add(130.0, ("acme", "search", "triage"), 2.0)
 >>> minutes.add(190.0, ("acme", "ops", "audit"), 1.0)
->>> minutes.release(180.0)  # minutes ending by t=180 s
+>>> [m[:7] for m in minutes.release(180.0)]  # minutes ending by t=180 s
 [(120.0, 'acme', 'search', 'triage', 2.5, 2.0, 130.0)]
 >>> minutes.add(150.0, ("acme", "search", "triage"), 4.0)  # late: its minute is gone
->>> minutes.release(240.0)
+>>> [m[:7] for m in minutes.release(240.0)]
 [(180.0, 'acme', 'ops', 'audit', 1.0, 1.0, 190.0), (180.0, 'acme', 'search', 'triage', 4.0, 4.0, 180.0)]
+
+A minute also carries what :mod:`detectors.young_runaway` needs from the workflow: its tasks that
+finished normally in that minute, as sums of their log machine cost (``[n, sum, sum of squares,
+largest USD]``), and the reports of its young tasks (:meth:`SpendMinutes.add_report`); a minute
+with no spend, only those, is not fed to the burn rates.
+
+>>> minutes.add_finished(250.0, ("acme", "ops", "audit"), 1.0)
+>>> minutes.add_report(251.0, ("acme", "ops", "audit"), ["r1", 0.5, 3, 0, 0])
+>>> minutes.release(300.0)
+[(240.0, 'acme', 'ops', 'audit', 0.0, 0.0, 240.0, [1, 0.0, 0.0, 1.0], [[251.0, 'r1', 0.5, 3, 0, 0]])]
 """
 
 from __future__ import annotations
@@ -35,12 +45,14 @@ from typing import Any, NamedTuple
 
 from detectors.base import Detector
 from detectors.burn_rate import BurnRateDetector
+from detectors.pooled import log_cost
 
 __all__ = ["MINUTE_S", "MinuteSpend", "RolledUpTick", "SpendMinutes", "feed_minutes", "parse_minutes"]
 
 MINUTE_S = 60.0
-#: ``(minute start, tenant, team, workflow, spend USD, largest step USD, last spend time)``, times in epoch s
-MinuteSpend = tuple[float, str, str, str, float, float, float]
+#: ``(minute start, tenant, team, workflow, spend USD, largest step USD, last spend time, finished
+#: normal tasks [n, sum log USD, sum log² USD, largest USD], young-task reports)``, times in epoch s
+MinuteSpend = tuple[float, str, str, str, float, float, float, list[Any], list[list[Any]]]
 
 
 class RolledUpTick(NamedTuple):
@@ -59,8 +71,8 @@ class SpendMinutes:
     __slots__ = ("_open", "released_to")
 
     def __init__(self) -> None:
-        #: (tenant, team, workflow) -> minute -> [spend, largest step, last spend time]
-        self._open: dict[tuple[str, ...], dict[float, list[float]]] = {}
+        #: (tenant, team, workflow) -> minute -> [spend, largest step, last spend time, finished, reports]
+        self._open: dict[tuple[str, ...], dict[float, list[Any]]] = {}
         #: every minute before this one (epoch s, a whole minute) has been released
         self.released_to = -math.inf
 
@@ -74,13 +86,41 @@ class SpendMinutes:
             minutes = self._open[workflow] = {}
         entry = minutes.get(minute)
         if entry is None:
-            minutes[minute] = [usd, usd, ts]
+            minutes[minute] = [usd, usd, ts, [0, 0.0, 0.0, 0.0], []]
             return
         entry[0] += usd
         if usd > entry[1]:
             entry[1] = usd
         if ts > entry[2]:
             entry[2] = ts
+
+    def _entry(self, ts: float, workflow: tuple[str, str, str]) -> tuple[float, list[Any]]:
+        minute = ts - ts % MINUTE_S
+        if minute < self.released_to:
+            minute = ts = self.released_to
+        minutes = self._open.get(workflow)
+        if minutes is None:
+            minutes = self._open[workflow] = {}
+        entry = minutes.get(minute)
+        if entry is None:  # no spend (yet): "last spend" starts at the minute, which any spend passes
+            entry = minutes[minute] = [0.0, 0.0, minute, [0, 0.0, 0.0, 0.0], []]
+        return ts, entry
+
+    def add_finished(self, ts: float, workflow: tuple[str, str, str], usd: float) -> None:
+        """A task of ``workflow`` that cost ``usd`` (machine spend) finished normally at ``ts``."""
+        _, entry = self._entry(ts, workflow)
+        stats = entry[3]
+        lg = log_cost(usd)
+        stats[0] += 1
+        stats[1] += lg
+        stats[2] += lg * lg
+        if usd > stats[3]:
+            stats[3] = usd
+
+    def add_report(self, ts: float, workflow: tuple[str, str, str], report: list[Any]) -> None:
+        """A young task's report at ``ts`` (:data:`detectors.young_runaway.Report` without its time)."""
+        ts, entry = self._entry(ts, workflow)
+        entry[4].append([ts, *report])
 
     def release(self, until: float) -> list[MinuteSpend]:
         """The minutes that ended by ``until`` (epoch s), in feeding order; they leave the collection."""
@@ -93,11 +133,11 @@ class SpendMinutes:
             minutes = self._open[workflow]
             tenant, team, name = workflow
             for minute in [m for m in minutes if m < cutoff]:
-                usd, top, last = minutes.pop(minute)
-                out.append((minute, tenant, team, name, usd, top, last))
+                usd, top, last, finished, reports = minutes.pop(minute)
+                out.append((minute, tenant, team, name, usd, top, last, finished, reports))
             if not minutes:
                 del self._open[workflow]
-        out.sort()
+        out.sort(key=lambda m: m[:4])
         return out
 
     def __len__(self) -> int:
@@ -122,23 +162,31 @@ class SpendMinutes:
             return
         self.released_to = -math.inf if data["to"] is None else float(data["to"])
         for m in parse_minutes(data["open"]):
-            self._open.setdefault(m[1:4], {})[m[0]] = list(m[4:])
+            self._open.setdefault(m[1:4], {})[m[0]] = [m[4], m[5], m[6], m[7], m[8]]
 
 
 def parse_minutes(rows: Iterable[Any]) -> list[MinuteSpend]:
     """:data:`MinuteSpend` s from their JSON form (lists); a malformed row raises ``ValueError``."""
     out: list[MinuteSpend] = []
     for row in rows:
-        if not isinstance(row, list | tuple) or len(row) != 7:
+        if not isinstance(row, list | tuple) or len(row) not in (7, 9):
             raise ValueError(f"not a minute of spend: {row!r}")
-        m, tenant, team, workflow, usd, top, last = row
-        out.append((float(m), str(tenant), str(team), str(workflow), float(usd), float(top), float(last)))
+        m, tenant, team, workflow, usd, top, last = row[:7]
+        finished, reports = (row[7], row[8]) if len(row) == 9 else ([0, 0.0, 0.0, 0.0], [])  # 7: before 0.11
+        if not isinstance(finished, list) or len(finished) != 4 or not isinstance(reports, list):
+            raise ValueError(f"not a minute of spend: {row!r}")
+        out.append(
+            (float(m), str(tenant), str(team), str(workflow), float(usd), float(top), float(last),
+             [int(finished[0]), *(float(x) for x in finished[1:])], [list(r) for r in reports])
+        )
     return out
 
 
 def feed_minutes(minutes: Iterable[MinuteSpend], detector_for: Callable[[tuple[str, ...]], Detector]) -> None:
     """Feed each minute to its tenant's and its team's burn-rate detector, in canonical order."""
-    for _, tenant, team, _, usd, top, last in sorted(minutes):
+    for _, tenant, team, _, usd, top, last, *_ in sorted(minutes, key=lambda m: m[:7]):
+        if not usd:
+            continue  # a minute of finished tasks and reports only
         for key in ((tenant,), (tenant, team)):
             det = detector_for(key)
             if isinstance(det, BurnRateDetector):

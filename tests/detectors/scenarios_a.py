@@ -1,4 +1,4 @@
-"""Contract scenarios of ``runaway_task``, ``cost_shift``, ``fan_out`` and ``stale_task``.
+"""Contract scenarios of ``runaway_task``, ``cost_shift``, ``fan_out``, ``stale_task``, ``young_runaway``.
 
 Each function returns ``(warmup, spike)``: contract-format events (dicts, ``ts`` in epoch seconds)
 of one workflow. The warm-up is ordinary completed tasks, enough for the detector's default
@@ -14,7 +14,14 @@ from typing import Any
 
 from tests.detectors.factory_a import T0, normal_tasks, task_events
 
-__all__ = ["SCENARIOS", "cost_shift_scenario", "fan_out_scenario", "runaway_scenario", "stale_scenario"]
+__all__ = [
+    "SCENARIOS",
+    "cost_shift_scenario",
+    "fan_out_scenario",
+    "runaway_scenario",
+    "stale_scenario",
+    "young_runaway_scenario",
+]
 
 Events = list[dict[str, Any]]
 _GAP = 300.0  # one ordinary task starts every 5 minutes
@@ -55,9 +62,19 @@ def stale_scenario() -> tuple[Events, Events]:
     return warmup, spike
 
 
+def young_runaway_scenario() -> tuple[Events, Events]:
+    """200 ordinary tasks of one workflow, then the first task of a workflow never seen before
+    (same team), spending ten times as much: more than 3x the costliest task the tenant ever
+    completed, so critical from the new workflow's first task (the fleet guard)."""
+    warmup = normal_tasks(200, T0, prefix="yr-", workflow="code-fix")
+    spike = task_events("yr-runaway", T0 + 201 * _GAP, workflow="code-fix-v2", steps=20, step_cost=0.20)
+    return warmup, spike
+
+
 SCENARIOS: tuple[tuple[str, Callable[[], tuple[Events, Events]]], ...] = (
     ("runaway_task", runaway_scenario),
     ("cost_shift", cost_shift_scenario),
     ("fan_out", fan_out_scenario),
     ("stale_task", stale_scenario),
+    ("young_runaway", young_runaway_scenario),
 )

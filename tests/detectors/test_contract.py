@@ -21,7 +21,7 @@ from tests.detectors import scenarios_a, scenarios_b
 
 Scenario = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
 SCENARIOS: dict[str, Scenario] = dict(scenarios_a.SCENARIOS + scenarios_b.SCENARIOS)
-LEARNED = {"runaway_task", "cost_shift", "retry_rate", "burn_rate", "fan_out", "stale_task"}
+LEARNED = {"runaway_task", "cost_shift", "retry_rate", "burn_rate", "fan_out", "stale_task", "young_runaway"}
 
 
 def _run(events: list[dict[str, Any]], engine: Engine | None = None) -> tuple[Engine, list[Anomaly]]:

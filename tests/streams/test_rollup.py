@@ -1,5 +1,6 @@
 """The roll-up stage's logic without a broker: minute completeness, redelivery, order, hand-over,
-and the task fleet split over four detect partitions rolled up to replay's tenant and team anomalies."""
+and the task fleet split over four detect partitions rolled up to replay's tenant and team anomalies
+and its young-runaway findings (judged over every partition's finished tasks)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ T0 = 1793577600.0  # 2026-11-02T00:00:00Z
 
 def _minute(m: int, team: str, workflow: str, usd: float) -> MinuteSpend:
     start = T0 + 60 * m
-    return (start, "acme", team, workflow, usd, usd, start + 30)
+    return (start, "acme", team, workflow, usd, usd, start + 30, [0, 0.0, 0.0, 0.0], [])
 
 
 def _tick(n: int, minutes: list[MinuteSpend], first: bool = False) -> RolledUpTick:
@@ -157,7 +158,7 @@ def _scoped(anomalies: list[dict[str, Any]], cutoff: float) -> set[tuple[Any, ..
     return {
         (a["anomaly_id"], a["detector"], a["metric"], a["status"], a["severity"], a["action"], a["observed"])
         for a in anomalies
-        if "workflow" not in a["scope"] and parse_ts(a["ts"]) <= cutoff
+        if ("workflow" not in a["scope"] or a["detector"] == "young_runaway") and parse_ts(a["ts"]) <= cutoff
     }
 
 
@@ -230,6 +231,9 @@ def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalie
 
     want = _scoped(expected, cutoff)
     assert {(a[2], len(a[0]) > 0) for a in want} >= {("burn_usd_per_hour", True), ("budget_spent_fraction", True)}
+    # a young workflow's task judged by its team's tasks on every partition: fired, then escalated
+    young = [a for a in want if a[1] == "young_runaway"]
+    assert {(a[3], a[4]) for a in young} >= {("firing", "warning"), ("firing", "critical")}
     assert {"tenant"} in [set(a["scope"]) for a in expected if "workflow" not in a["scope"]]
     assert _scoped(got, cutoff) == want
     assert len(stages) > 5

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from detectors.base import Detector, Signal
 from detectors.config import Autonomy, BurnguardConfig, ResolvedSettings
 from detectors.cost_notices import misnamed_cost_notice
+from detectors.engine_stats import EngineStats, describe_validation_error
 from detectors.engine_time import EngineTime, EventTimeRejected
 from detectors.engine_young import EngineYoung
 from detectors.episodes import EpisodeBook, decide_action
@@ -35,40 +36,6 @@ __all__ = ["Engine", "EngineStats", "EventTimeRejected", "describe_validation_er
 
 log = logging.getLogger("burnguard.engine")
 _PRICED_CATEGORIES = (Category.MODEL, Category.EMBEDDING)
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming every bad field and why, e.g. ``cost_usd: Input should be >= 0``."""
-    by_field: dict[str, list[str]] = {}
-    for err in exc.errors():
-        # a union reports one error per member: name the field once, with each member's complaint
-        loc = (
-            ".".join(str(p) for p in err["loc"] if not str(p).endswith(("-str", "bool", "int", "float", "none")))
-            or "event"
-        )
-        by_field.setdefault(loc, []).append(err["msg"])
-    parts = [f"{loc}: {' or '.join(dict.fromkeys(msgs))}" for loc, msgs in list(by_field.items())[:8]]
-    return "; ".join(parts)
-
-
-@dataclass(slots=True)
-class EngineStats:
-    events: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    errors: int = 0
-    late_after_finish: int = 0
-    tasks_started: int = 0
-    tasks_finished: int = 0
-    tasks_expired: int = 0
-    spend_usd: float = 0.0
-    unpriced_steps: int = 0
-    #: steps that carried a cost under a name of ``schemas.events.MISNAMED_COST_FIELDS`` and no
-    #: ``cost_usd``, by that name
-    misnamed_cost: dict[str, int] = field(default_factory=dict)
-    anomalies: int = 0
-    kills: int = 0
-    by_detector: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

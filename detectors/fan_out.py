@@ -126,7 +126,8 @@ class FanOutDetector(Detector):
             threshold=round(threshold, 4),
             score=round(observed / threshold, 3),
             summary=summary,
-            evidence=self._evidence(task),
+            # a task left alone runs as long again as it already has (the runaway's projection)
+            evidence={**self._evidence(task), "usd_at_stake": round(task.machine_usd, 2)},
             kill_eligible=crit,
         )
 

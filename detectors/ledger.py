@@ -28,6 +28,7 @@ _LINE_OF = {
     Category.HUMAN_REVIEW: 5,
 }
 FAILURES_RETRIES = 6
+_REVIEW_LINE = BUDGET_LINES.index("human_review")
 # enum members looked up once: attribute access on an enum class costs ~0.2 µs per event on the hot path
 _STEP, _STARTED, _MODEL, _ERROR = EventKind.STEP, EventKind.TASK_STARTED, Category.MODEL, StepStatus.ERROR
 
@@ -99,6 +100,11 @@ class TaskState:
             last_ts=event.ts,
             last_cost_ts=event.ts,
         )
+
+    @property
+    def machine_usd(self) -> float:
+        """Money spent by machines: every budget line but ``human_review``."""
+        return self.cost_usd - self.lines[_REVIEW_LINE]
 
     @property
     def duration_s(self) -> float:

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from detectors.base import Detector, DetectorParams, Signal
 from detectors.baseline import EWBaseline
-from detectors.ledger import TaskState
+from detectors.ledger import FAILURES_RETRIES, TaskState
 from schemas.anomaly import Severity
 from schemas.events import CostEvent, EventKind, StepStatus
 
@@ -139,7 +139,9 @@ class RetryRateDetector(Detector):
             summary=f"{verb}: {streak} failed attempts of {what} in a row in task {task.root_task_id} "
             f"(${task.cost_usd:,.2f} spent, {task.errors} errors in {task.steps} steps)",
             evidence={"step": task.fail_streak_key, "max_attempt": task.max_attempt, "errors": task.errors,
-                      "retries": task.retries, "steps": task.steps, "top_lines": task.top_lines()},
+                      "retries": task.retries, "steps": task.steps, "top_lines": task.top_lines(),
+                      # as many failed attempts again: what they have cost so far
+                      "usd_at_stake": round(task.lines[FAILURES_RETRIES], 2)},
             kill_eligible=critical,
         )
 

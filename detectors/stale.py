@@ -134,7 +134,8 @@ class StaleTaskDetector(Detector):
                 f"and is still billing (${t.cost_usd:.2f} spent, "
                 f"last cost {_human(max(0.0, now - t.last_cost_ts))} ago)"
             ),
-            evidence=self._evidence(now, t),
+            # still billing: it runs as long again at its average rate so far (the runaway's projection)
+            evidence={**self._evidence(now, t), "usd_at_stake": round(t.machine_usd, 2)},
             kill_eligible=crit,
         )
 
@@ -157,7 +158,7 @@ class StaleTaskDetector(Detector):
                 f"(the workflow's p99 duration is {_human(p99)}; ${t.cost_usd:.2f} spent, {t.steps} steps, "
                 "never finished)"
             ),
-            evidence=self._evidence(now, t),
+            evidence={**self._evidence(now, t), "usd_at_stake": 0.0},  # silent: it bills nothing
         )
 
     def _evidence(self, now: float, t: TaskState) -> dict[str, Any]:

@@ -161,3 +161,17 @@ def test_a_finding_about_money_states_the_money_at_stake(name: str) -> None:
         usd = a.evidence.get("usd_at_stake")
         assert isinstance(usd, int | float) and usd >= 0 and round(usd, 2) == usd, (name, usd)
     assert any(a.evidence["usd_at_stake"] > 0 for a in fired), name  # a 10x spike puts money at stake
+
+
+def test_every_finding_states_the_money_at_stake(scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+    """Issue 11: an alert states money at stake first — ``evidence.usd_at_stake``, USD, never negative.
+    (The one exception: retry_rate's workflow window counts steps, not their money.)"""
+    name, warmup, spike = scenario
+    engine, _ = _run(warmup)
+    _, found = _run(spike, engine)
+    found += _finish(engine, warmup + spike)
+    fired = [a for a in found if a.detector == name and a.status is AnomalyStatus.FIRING and a.metric != "retry_rate"]
+    assert fired or name == "retry_rate"
+    for a in fired:
+        stake = a.evidence.get("usd_at_stake")
+        assert isinstance(stake, float) and stake >= 0, (name, a.metric, stake)

@@ -6,7 +6,8 @@ per hour-of-day slot (UTC), or the all-hours mean (a day's memory) until the slo
 the first day every hour is new. A bucket fires when, even without the unusual part of its most
 expensive step (one big call or one human review is a task's matter, a flood or a loop is many
 steps), it exceeds ``factor`` x expected and ``min_usd_per_hour``, *and* the last ``long_window_s``
-confirm it: their
+confirm it, each of their buckets without its largest step too (one $9 review must not confirm
+itself): their
 rate exceeds ``long_factor`` x what was expected and ``min_sigmas`` standard deviations of their
 noise, modelled as compound Poisson (variance = expected spend x a dispersion in USD learned from
 quiet buckets). The short window says it is happening now, the long one that it is not a lucky draw
@@ -207,7 +208,7 @@ class BurnRateDetector(Detector):
         expected, warn_at, rank = base.mean, 0.0, -1
 
         recent = self._recent
-        recent.append([rate, expected])
+        recent.append([trimmed, expected])  # the long window too: each bucket without its largest step
         if len(recent) > max(1, round(p.long_window_s / p.bucket_s)):
             del recent[0]
         hours = len(recent) * p.bucket_s / 3600.0

@@ -60,11 +60,14 @@ def test_a_10x_quarter_hour_is_critical_a_5x_half_hour_a_warning_never_kill_elig
     assert sig.threshold == pytest.approx(48.0) and sig.score == pytest.approx(132.0 / 48.0)
     assert sig.summary == (
         "wf spending $132.00/h over the 5 min from 12:35 UTC "
-        "(11.0x the $12.00/h usual at 12:00 UTC; last hour $32.00/h)"
+        "(11.0x the $12.00/h usual at 12:00 UTC; last hour $29.87/h)"
     )
     assert sig.evidence["baseline"] == "hour_of_day" and sig.evidence["spend_usd"] == pytest.approx(11.0)
-    # at stake: the last hour's $20/h over its expected $12/h, from 12:40 UTC to midnight (11 h 20 min)
-    assert sig.evidence["usd_at_stake"] == pytest.approx(20.0 * (11 + 1 / 3), abs=0.01)
+    # the last hour judged bucket by bucket without its largest step (14 of 15 equal steps):
+    # (10 x $11.20/h + 2 x $123.20/h) / 12 = $29.87/h
+    long_rate = (10 * 12.0 + 2 * 132.0) * 14 / 15 / 12
+    # at stake: the last hour's excess over its expected $12/h, from 12:40 UTC to midnight (11 h 20 min)
+    assert sig.evidence["usd_at_stake"] == pytest.approx((long_rate - 12.0) * (11 + 1 / 3), abs=0.01)
     warn = firing(run(base + spend(spike, spike + 1800, 60.0)))
     assert [s.severity for s in warn] == [Severity.WARNING]
 

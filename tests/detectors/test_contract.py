@@ -163,7 +163,9 @@ def test_a_finding_about_money_states_the_money_at_stake(name: str) -> None:
     assert any(a.evidence["usd_at_stake"] > 0 for a in fired), name  # a 10x spike puts money at stake
 
 
-def test_every_finding_states_the_money_at_stake(scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]]) -> None:
+def test_every_finding_states_the_money_at_stake(
+    scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
     """Issue 11: an alert states money at stake first — ``evidence.usd_at_stake``, USD, never negative.
     (The one exception: retry_rate's workflow window counts steps, not their money.)"""
     name, warmup, spike = scenario

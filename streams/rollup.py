@@ -65,10 +65,11 @@ def spend_reports(partition: int, ticks: Sequence[RolledUpTick], partitions: int
     one per roll-up partition (of ``partitions``), with the minutes of the tenants hashing to it.
 
     >>> from detectors.scope_spend import RolledUpTick
-    >>> tick = RolledUpTick(600.0, 840.0, 900.0, [(840.0, "acme", "ops", "audit", 1.5, 1.0, 850.0)])
+    >>> minute = (840.0, "acme", "ops", "audit", 1.5, 1.0, 850.0, [1, -0.5, 0.25, 0.6], [[845.0, "r1", 0.3, 4, 0, 0]])
+    >>> tick = RolledUpTick(600.0, 840.0, 900.0, [minute])
     >>> [(p, source, [t.minutes for t in ticks]) for p, (source, ticks) in
-    ...  ((p, parse_report(v)) for p, v in spend_reports(3, [tick], 2))]
-    [(0, 3, [[(840.0, 'acme', 'ops', 'audit', 1.5, 1.0, 850.0)]]), (1, 3, [[]])]
+    ...  ((p, parse_report(v)) for p, v in spend_reports(3, [tick], 2))] == [(0, 3, [[minute]]), (1, 3, [[]])]
+    True
     """
     if not ticks:
         return []

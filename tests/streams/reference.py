@@ -44,6 +44,7 @@ def task_fleet(seed: int = 3) -> list[dict[str, Any]]:
     """18 simulated hours of the demo fleet at a quarter of its traffic (about 17,700 events, 660
     root tasks, 10 workflows) with a runaway loop, a sub-agent explosion, a zombie task and a retry
     storm. With :data:`TASK_FLEET_CONFIG`, replay raises runaway_task, task_budget, stale_task,
+    young_runaway (an sql-analyst task 48x its young workflow's largest),
     fan_out and the retry_rate stop rule on it.
 
     Every time is moved back by under a minute, as it always was, so that the first event falls on

@@ -18,7 +18,8 @@ ROLLUP_FLEET_CONFIG = (
 overrides:
   - match: {tenant: initech}
     detectors:
-      burn_rate: {factor: 2.5, critical_factor: 4, min_sigmas: 3, min_excess_usd_per_hour: 1}
+      burn_rate: {factor: 2, critical_factor: 3, min_sigmas: 1, min_excess_usd_per_hour: 0.25, long_factor: 1.2,
+                  min_usd_per_hour: 1}
 budgets:
   - {name: support-daily, match: {tenant: acme-retail, team: support}, period: day, amount_usd: 6}
   - {name: northwind-daily, match: {tenant: northwind-bank}, period: day, amount_usd: 40}

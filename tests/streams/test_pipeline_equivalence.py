@@ -71,7 +71,8 @@ async def test_replay_and_the_worker_raise_the_same_task_level_anomalies(
     expected = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     _, summaries = reference_run(path, config)
     task_level = comparable(expected, cutoff, task_level=True)
-    assert {a[1] for a in task_level} == {"task_budget", "runaway_task", "fan_out", "stale_task", "retry_rate"}
+    assert {a[1] for a in task_level} == {"task_budget", "runaway_task", "fan_out", "stale_task", "retry_rate",
+                                          "young_runaway"}  # the last judged by the roll-up stage
     above = rolled_up(expected, cutoff)
     assert {(len(a[0]), a[1]) for a in above} == {(1, "burn_usd_per_hour"), (2, "burn_usd_per_hour"),
                                                   (1, "budget_spent_fraction"), (2, "budget_spent_fraction"),

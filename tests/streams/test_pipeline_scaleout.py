@@ -15,7 +15,8 @@ When the stream is drained (the group has committed the end of the input and int
   steps, errors, duration — nothing lost, nothing counted twice, no total from a half state;
 - the anomalies, copies counted once by ``(anomaly_id, status, severity)`` and compared with
   ``action`` and ``observed``, are exactly replay's: for the task-level detectors (task_budget,
-  runaway_task, fan_out, stale_task, retry_rate's stop rule), for the workflow-level ones, and for
+  runaway_task, fan_out, stale_task, retry_rate's stop rule, and young_runaway, which the roll-up
+  stage judges), for the workflow-level ones, and for
   the tenant- and team-level burn rates and money budgets of the roll-up stage (its reports
   redelivered, its state recovered from its table by the survivor), up to the last event's time
   less the lateness (see test_pipeline_equivalence for why, and for what is not compared:
@@ -58,6 +59,7 @@ async def test_two_workers_split_the_partitions_and_one_takes_over_when_the_othe
         "fan_out",
         "stale_task",
         "retry_rate",
+        "young_runaway",  # judged by the roll-up stage, over every partition's tasks
     }
     assert len({a[0] for a in rolled_up(expected, cutoff)}) == 5  # two tenants, three teams
 

@@ -20,7 +20,7 @@ from detectors.engine_stats import EngineStats, describe_validation_error
 from detectors.engine_time import EngineTime, EventTimeRejected
 from detectors.engine_young import EngineYoung
 from detectors.episodes import EpisodeBook, decide_action
-from detectors.handover import EngineHandover, ScopeKey, _join
+from detectors.handover import EngineHandover, ScopeKey, _join, _restore
 from detectors.kill_policy import LEARNED_KILLERS, KillCooldowns, aim_kill
 from detectors.ledger import RecentIds, TaskState
 from detectors.registry import build_scope_detector, build_workflow_detectors
@@ -353,7 +353,7 @@ class Engine(EngineTime, EngineHandover, EngineYoung):
             if pending:
                 for det in scope.detectors:
                     if det.name in pending:
-                        det.restore(pending[det.name])
+                        _restore(det, pending[det.name], _join(key))
         return scope
 
     def tick_rolled_up(self, now: float, minutes: list[MinuteSpend]) -> list[Anomaly]:
@@ -379,7 +379,7 @@ class Engine(EngineTime, EngineHandover, EngineYoung):
         det = build_scope_detector(settings.params, len(key), self.config.budgets_for(tenant, team, workflow))  # type: ignore[arg-type]
         pending = self._pending_state.pop("scope:" + _join(key), None)
         if pending and det.name in pending:
-            det.restore(pending[det.name])
+            _restore(det, pending[det.name], _join(key))
         self._scope_detectors[key] = det
         return det
 
@@ -393,3 +393,4 @@ class Engine(EngineTime, EngineHandover, EngineYoung):
 
     def open_anomalies(self) -> list[Anomaly]:
         return [*self.episodes.open.values(), *self.young_episodes.open.values()]
+

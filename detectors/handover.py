@@ -6,16 +6,17 @@ so a table, a file or another process can hold it, and loading it cannot run cod
 
 from __future__ import annotations
 
+import logging
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from detectors.base import Detector, StateVersionError
 from detectors.ledger import TaskState
 from schemas.anomaly import Anomaly
 
 if TYPE_CHECKING:
-    from detectors.base import Detector
     from detectors.config import BurnguardConfig
     from detectors.engine import _WorkflowScope
     from detectors.episodes import EpisodeBook
@@ -199,3 +200,11 @@ def _join(key: ScopeKey) -> str:
 
 def _split(key: str) -> tuple[str, ...]:
     return tuple(key.split("\x1f"))
+
+
+def _restore(det: Detector, snapshot: dict[str, Any], where: str) -> None:
+    """Restore a detector; one whose snapshot another version wrote starts learning afresh, said once."""
+    try:
+        det.restore(snapshot)
+    except StateVersionError as exc:
+        logging.getLogger("burnguard.engine").warning("%s for %s: it starts learning afresh (%s)", det.name, where, exc)

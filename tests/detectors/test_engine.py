@@ -198,3 +198,21 @@ def test_every_engine_ticks_on_whole_minutes_whatever_the_time_of_its_first_even
         for ev in task_events("t", first, steps=120, every_s=7.0):
             engine.process_obj(ev)
         assert engine.next_tick % 60 == 0, first
+
+
+def test_a_detector_snapshot_of_another_version_is_relearned_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine()
+    _feed(engine, [e for i in range(25) for e in task_events(f"t{i}", T0 + 60 * i)])
+    snap = engine.snapshot()
+    (key,) = [k for k in snap["detectors"] if not k.startswith("scope:")]
+    assert snap["detectors"][key]["runaway_task"]["state"]["base"][0]["n"] == 25  # what it had learned
+    snap["detectors"][key]["runaway_task"]["v"] = 999  # written by another version
+    restored = Engine()
+    with caplog.at_level("WARNING", logger="burnguard.engine"):
+        restored.restore(snap)
+        _feed(restored, task_events("after", T0 + 3600))
+    assert restored.stats.tasks_finished >= 1
+    assert any("runaway_task" in r.getMessage() and "starts learning afresh" in r.getMessage() for r in caplog.records)
+    fresh = restored.snapshot()["detectors"][key]
+    assert fresh["runaway_task"]["v"] == 1 and fresh["runaway_task"]["state"]["base"][0]["n"] == 1  # afresh
+    assert fresh["fan_out"]["state"]["subagents"]["n"] == 26  # the others kept what they had learned

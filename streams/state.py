@@ -14,7 +14,9 @@ batch it writes, for that partition:
 
 A workflow's spend not yet released to its tenant and team (:mod:`detectors.scope_spend`) is in
 the workflow's entry, with its ``src``: a crash between two writes of one checkpoint cannot count
-a minute twice or lose it.
+a minute twice or lose it. The shared entry is written last, and a restored engine takes its event
+time from it alone: a workflow entry that landed before a crash cut its checkpoint short is ahead of
+it, and the batch that wrote it is redelivered and folded again from the shared entry's time.
 
 ``src`` is what makes redelivery harmless: an event whose source offset is at or below its
 workflow's ``src`` was already counted in the state that was restored, and is skipped. A value
@@ -233,7 +235,12 @@ class PartitionState:
         shared = shared_value["state"] if shared_value is not None else None
         if shared is not None or parts:
             snapshot = merge_snapshots(shared, parts)
-            snapshot["max_ts"] = max(snapshot["max_ts"], max_ts)
+            if shared is None:  # no shared entry (none was ever written): the workflows' time is all there is
+                snapshot["max_ts"] = max(snapshot["max_ts"], max_ts)
+            # else the shared entry's event time, with its next tick and release mark: a workflow
+            # entry ahead of it is from a checkpoint cut short by a crash, whose batch comes again;
+            # at that entry's time, every tick up to it would run before the batch's records are
+            # folded again, and they would come late (their spend counted twice by the roll-up)
             engine.restore(snapshot)
         state._tick_at_checkpoint = engine.next_tick
         return state

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from burnguard.replay import replay_file
+from detectors.config import BurnguardConfig, load_config
 from schemas.timefmt import parse_ts
-from tests.streams.reference import TASK_FLEET_CONFIG
+from streams.feed import encode_event
+from tests.streams.reference import TASK_FLEET_CONFIG, task_fleet
 
 #: :data:`TASK_FLEET_CONFIG` plus what makes tenants and teams of :func:`task_fleet` raise burn-rate
 #: anomalies: a more sensitive learned rate for one tenant (a smaller material excess too), and
@@ -46,3 +52,16 @@ def rolled_up(anomalies: Sequence[dict[str, Any]], cutoff: float) -> set[tuple[A
         for a in anomalies
         if parse_ts(a["ts"]) <= cutoff and "workflow" not in a["scope"]
     }
+
+
+def fleet_replayed(tmp_path: Path) -> tuple[BurnguardConfig, list[dict[str, Any]], list[dict[str, Any]], float]:
+    """The task fleet written to ``tmp_path`` under :data:`ROLLUP_FLEET_CONFIG`: the config, the
+    events, ``burnguard replay``'s anomalies (as JSON objects) and the comparison cutoff."""
+    path = tmp_path / "fleet.jsonl"
+    config_path = tmp_path / "burnguard.yaml"
+    config_path.write_text(ROLLUP_FLEET_CONFIG)
+    config = load_config(config_path)
+    events = task_fleet()
+    path.write_bytes(b"".join(encode_event(ev)[1] + b"\n" for ev in events))
+    expected = [orjson.loads(a.to_json()) for a in replay_file(path, None, config=config).anomalies]
+    return config, events, expected, max(ev["ts"] for ev in events) - config.lateness_s

@@ -21,16 +21,14 @@ from typing import Any
 import orjson
 import pytest
 
-from burnguard.replay import replay_file
-from detectors.config import load_config
 from streams.feed import encode_event
 from streams.ordering import Mark
 from streams.pipeline import DetectionPipeline, Record, Watermark, route_with_time
 from streams.rollup import RollupPipeline, spend_reports
 from streams.state import shared_key
 from streams.topics import partition_for_key
-from tests.streams.reference import comparable, task_fleet
-from tests.streams.rollup_fleet import ROLLUP_FLEET_CONFIG, rolled_up
+from tests.streams.reference import comparable
+from tests.streams.rollup_fleet import fleet_replayed, rolled_up
 
 N = 4  # partitions of the internal topic, of the roll-up topic, detect partitions reporting to each
 
@@ -53,14 +51,7 @@ def test_a_checkpoint_cut_short_by_a_crash_neither_makes_records_late_nor_counts
     tmp_path: Path, crash_every: int
 ) -> None:
     logging.getLogger("burnguard").setLevel(logging.ERROR)
-    path = tmp_path / "fleet.jsonl"
-    config_path = tmp_path / "burnguard.yaml"
-    config_path.write_text(ROLLUP_FLEET_CONFIG)
-    config = load_config(config_path)
-    events = task_fleet()
-    path.write_bytes(b"".join(encode_event(ev)[1] + b"\n" for ev in events))
-    expected = [orjson.loads(a.to_json()) for a in replay_file(path, None, config=config).anomalies]
-    cutoff = max(ev["ts"] for ev in events) - config.lateness_s
+    config, events, expected, cutoff = fleet_replayed(tmp_path)
 
     # the internal topic: each record of the (one) source, and a watermark to every partition after 200
     logs: list[list[Record | Watermark]] = [[] for _ in range(N)]

@@ -10,8 +10,7 @@ from typing import Any
 
 import orjson
 
-from burnguard.replay import replay_file
-from detectors.config import BurnguardConfig, load_config
+from detectors.config import BurnguardConfig
 from detectors.engine import Engine
 from detectors.scope_spend import MinuteSpend, RolledUpTick
 from schemas.timefmt import parse_ts
@@ -20,8 +19,7 @@ from streams.ordering import Mark
 from streams.pipeline import DetectionPipeline, Record, Watermark, route_with_time
 from streams.rollup import RollupPipeline, RollupState, parse_report, spend_reports
 from streams.topics import partition_for_key
-from tests.streams.reference import task_fleet
-from tests.streams.rollup_fleet import ROLLUP_FLEET_CONFIG
+from tests.streams.rollup_fleet import fleet_replayed
 
 BUDGET = BurnguardConfig.model_validate(
     {
@@ -166,14 +164,7 @@ def test_four_detect_partitions_rolled_up_raise_replays_tenant_and_team_anomalie
     """The detect pipeline as the worker runs it (4 partitions by workflow, event-time ticks driven by
     watermarks), its reports delivered shuffled and a third of them twice, both stages restarted
     from their checkpoints after every batch that raised an anomaly, against ``burnguard replay``."""
-    path = tmp_path / "fleet.jsonl"
-    config_path = tmp_path / "burnguard.yaml"
-    config_path.write_text(ROLLUP_FLEET_CONFIG)
-    config = load_config(config_path)
-    events = task_fleet()
-    path.write_bytes(b"".join(encode_event(ev)[1] + b"\n" for ev in events))
-    expected = [orjson.loads(a.to_json()) for a in replay_file(path, None, config=config).anomalies]
-    cutoff = max(ev["ts"] for ev in events) - config.lateness_s
+    config, events, expected, cutoff = fleet_replayed(tmp_path)
 
     n = 4
     tables: tuple[dict[bytes, bytes], dict[bytes, bytes]] = ({}, {})  # the two stages' changelogs

@@ -353,7 +353,7 @@ class Engine(EngineTime, EngineHandover, EngineYoung):
             if pending:
                 for det in scope.detectors:
                     if det.name in pending:
-                        _restore(det, pending[det.name], _join(key))
+                        _restore(det, pending[det.name], key)
         return scope
 
     def tick_rolled_up(self, now: float, minutes: list[MinuteSpend]) -> list[Anomaly]:
@@ -379,7 +379,7 @@ class Engine(EngineTime, EngineHandover, EngineYoung):
         det = build_scope_detector(settings.params, len(key), self.config.budgets_for(tenant, team, workflow))  # type: ignore[arg-type]
         pending = self._pending_state.pop("scope:" + _join(key), None)
         if pending and det.name in pending:
-            _restore(det, pending[det.name], _join(key))
+            _restore(det, pending[det.name], key)
         self._scope_detectors[key] = det
         return det
 
@@ -393,4 +393,3 @@ class Engine(EngineTime, EngineHandover, EngineYoung):
 
     def open_anomalies(self) -> list[Anomaly]:
         return [*self.episodes.open.values(), *self.young_episodes.open.values()]
-

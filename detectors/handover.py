@@ -202,9 +202,10 @@ def _split(key: str) -> tuple[str, ...]:
     return tuple(key.split("\x1f"))
 
 
-def _restore(det: Detector, snapshot: dict[str, Any], where: str) -> None:
-    """Restore a detector; one whose snapshot another version wrote starts learning afresh, said once."""
+def _restore(det: Detector, snapshot: dict[str, Any], key: ScopeKey) -> None:
+    """Restore a detector; one whose snapshot another version wrote starts learning afresh (logged)."""
     try:
         det.restore(snapshot)
     except StateVersionError as exc:
+        where = "/".join(key)
         logging.getLogger("burnguard.engine").warning("%s for %s: it starts learning afresh (%s)", det.name, where, exc)

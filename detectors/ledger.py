@@ -81,6 +81,8 @@ class TaskState:
     alerted: dict[str, int] | None = None
     #: it has sent :mod:`detectors.young_runaway` a report (so it reports its end too)
     guarded: bool = False
+    #: the priced cost of the task's latest step (0 when unpriced), for detectors that weigh steps
+    last_cost: float = 0.0
 
     def alerted_at_least(self, detector: str, rank: int) -> bool:
         """True when ``detector`` already has an episode on this task at ``rank`` or above."""
@@ -135,6 +137,7 @@ class TaskState:
         kind = event.kind
         if kind is _STEP:
             self.steps += 1
+            self.last_cost = cost or 0.0
             if cost is None:
                 self.unpriced_steps += 1
             elif cost > 0:

@@ -11,6 +11,10 @@ no-change comparisons it flags).
   symmetric and lighter-tailed than the normal, so the p-value errs on the conservative side.
 - :func:`fisher_fewer_successes` — Fisher's exact test (one-sided): has ``recent`` fewer successes
   than the reference's success share would give? Exact (hypergeometric), no approximation.
+- :func:`beta_binomial_more` — are ``k`` of ``n`` more than a share learned from ``a`` and ``b``
+  pseudo-counts would give? The beta-binomial predictive tail: the binomial's, with the doubt
+  about the learned share itself folded in (a share learned from 40 tasks is not known exactly,
+  and a test that pretends it is alarms more often than its ``alpha``). Exact, no approximation.
 
 >>> u, p = mann_whitney_greater([5.0, 6.0, 7.0], [1.0, 2.0, 3.0, 4.0])
 >>> u, round(p, 3)
@@ -18,6 +22,9 @@ no-change comparisons it flags).
 >>> s, p = fisher_fewer_successes(1, 10, 90, 100)
 >>> s, p < 0.001
 (1, True)
+>>> k, p = beta_binomial_more(5, 6, 2.0, 38.0)
+>>> k, f"{p:.1e}"
+(5, '2.9e-05')
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["fisher_fewer_successes", "mann_whitney_greater"]
+__all__ = ["beta_binomial_more", "fisher_fewer_successes", "mann_whitney_greater"]
 
 
 def mann_whitney_greater(recent: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
@@ -75,3 +82,22 @@ def fisher_fewer_successes(
     for k in range(low, min(successes, good, n) + 1):
         p += math.exp(_log_comb(good, k) + _log_comb(total - good, n - k) - log_all)
     return successes, min(1.0, p)
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def beta_binomial_more(k: int, n: int, a: float, b: float) -> tuple[int, float]:
+    """``(k, p)``: ``p`` = P(X >= k), X beta-binomial(n, a, b) — the chance of ``k`` or more
+    successes in ``n`` trials whose success share is only known as Beta(``a``, ``b``) (``a``
+    successes and ``b`` failures seen, pseudo-counts included). ``p`` is 1.0 for ``k <= 0``."""
+    if k <= 0 or n <= 0:
+        return k, 1.0
+    if k > n or a <= 0.0 or b <= 0.0:
+        return k, 0.0 if k > n else 1.0
+    base = _log_beta(a, b)
+    p = 0.0
+    for x in range(k, n + 1):
+        p += math.exp(_log_comb(n, x) + _log_beta(x + a, n - x + b) - base)
+    return k, min(1.0, p)

@@ -118,9 +118,10 @@ def test_out_and_the_alert_preview_get_everything_the_engine_emitted(
         assert p["state"] in ("CRITICAL", "RESOLVED") and p["key"].startswith("burnguard/pagerduty/"), p.group(0)
         step = "resolve" if "PagerDuty resolve" in p["send"] else "reminder" if "reminder" in p["send"] else "trigger"
         pages.setdefault(p["key"], []).append(step)
-    # the three kills, the flood, the regression: on-call is paged for the incidents and nothing else
+    # the three kills, the retry storm, the flood, the regression: on-call is paged for the incidents
+    # and nothing else, once each
     assert sorted(k.split("/")[2] for k in pages) == [
-        "code-fix", "pr-review", "research-assistant", "sql-analyst", "support-triage"
+        "code-fix", "lead-enrichment", "pr-review", "research-assistant", "sql-analyst", "support-triage"
     ]
     still = re.search(r"Still firing when the fleet ended \(no resolve sent yet\): (.*)", result.output)
     still_keys = set(still.group(1).split(", ")) if still else set()

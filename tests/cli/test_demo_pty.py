@@ -26,7 +26,8 @@ import pytest
 
 from burnguard.scorecard import INCIDENT_NAMES
 
-HOURS = 30
+#: two days of fleet time: the latest anomalies land on both sides of midnight
+HOURS = 48
 #: Rich's Live moves the cursor back to the top of its region with this before each new frame
 _NEXT_FRAME = b"\r\x1b[2K\x1b[1A\x1b[2K"
 _ROW = re.compile(r"^(?P<ts>[A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2})  (?P<status>critical|warning|resolved) +"

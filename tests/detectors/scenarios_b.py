@@ -33,32 +33,28 @@ def task_budget_scenario() -> tuple[Events, Events]:
     return warmup, spike
 
 
-def _retry_task(task: str, start: float, failing_pairs: int) -> Events:
-    """25 model steps 5 s apart; ``failing_pairs`` times an error answered by a successful retry.
-
-    Normal traffic has one error per task (4 % of steps); the spike has five error+retry pairs
-    (40 %), never more than one failure in a row, so the per-task stop rule stays quiet."""
+def _retry_task(task: str, start: float, failing: bool) -> Events:
+    """Five model steps 5 s apart; a failing task has one error answered by a successful retry
+    (never more than one failure in a row, so the per-task stop rule stays quiet)."""
     out = [ev("task_started", task, start)]
-    for i in range(25):
+    for i in range(5):
         fields: dict[str, Any] = {}
-        if failing_pairs and i < 2 * failing_pairs:
-            fields = {"status": "error"} if i % 2 == 0 else {"attempt": 2}
-        elif not failing_pairs and i == 12:
-            fields = {"status": "error"}
+        if failing and i in (1, 2):
+            fields = {"status": "error"} if i == 1 else {"attempt": 2}
         out.append(step(task, start + 5 * (i + 1), 0.002, **fields))
-    out.append(ev("task_finished", task, start + 5 * 26, outcome="success"))
+    out.append(ev("task_finished", task, start + 5 * 6, outcome="success"))
     return out
 
 
 def retry_rate_scenario() -> tuple[Events, Events]:
-    """Eight 10-min windows of 100 steps with 4 % failed or retried, then one window at 40 %."""
+    """Eight 10-min windows of 20 tasks with one failing (5 %), then one window with ten (50 %)."""
     warmup: Events = []
     for w in range(8):
-        for k in range(4):
-            warmup += _retry_task(f"rr-{w}-{k}", T0 + 600 * w + 150 * k, 0)
+        for k in range(20):
+            warmup += _retry_task(f"rr-{w}-{k}", T0 + 600 * w + 30 * k, k == 7)
     spike: Events = []
-    for k in range(4):
-        spike += _retry_task(f"rr-spike-{k}", T0 + 600 * 8 + 150 * k, 5)
+    for k in range(20):
+        spike += _retry_task(f"rr-spike-{k}", T0 + 600 * 8 + 30 * k, k % 2 == 0)
     return warmup, spike
 
 

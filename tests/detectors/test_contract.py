@@ -147,7 +147,7 @@ def test_only_the_detectors_said_to_kill_ever_kill(
         assert name in killers  # the scenario's spike is critical: the test can see a kill
 
 
-MONEY = {"cost_shift", "runaway_task", "burn_rate", "task_budget"}
+MONEY = {"cost_shift", "runaway_task", "burn_rate", "task_budget", "retry_rate"}
 
 
 @pytest.mark.parametrize("name", sorted(MONEY))
@@ -166,14 +166,13 @@ def test_a_finding_about_money_states_the_money_at_stake(name: str) -> None:
 def test_every_finding_states_the_money_at_stake(
     scenario: tuple[str, list[dict[str, Any]], list[dict[str, Any]]],
 ) -> None:
-    """Issue 11: an alert states money at stake first — ``evidence.usd_at_stake``, USD, never negative.
-    (The one exception: retry_rate's workflow window counts steps, not their money.)"""
+    """Issue 11: an alert states money at stake first — ``evidence.usd_at_stake``, USD, never negative."""
     name, warmup, spike = scenario
     engine, _ = _run(warmup)
     _, found = _run(spike, engine)
     found += _finish(engine, warmup + spike)
-    fired = [a for a in found if a.detector == name and a.status is AnomalyStatus.FIRING and a.metric != "retry_rate"]
-    assert fired or name == "retry_rate"
+    fired = [a for a in found if a.detector == name and a.status is AnomalyStatus.FIRING]
+    assert fired
     for a in fired:
         stake = a.evidence.get("usd_at_stake")
         assert isinstance(stake, float) and stake >= 0, (name, a.metric, stake)

@@ -1,4 +1,4 @@
-"""Failed-or-retried share per workflow window (learned) and the per-task stop rule."""
+"""Share of tasks with failed-or-retried steps per workflow window (learned) and the per-task stop rule."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from detectors.base import Signal
+from detectors.ledger import TaskState
 from detectors.retry_rate import RetryRateDetector, RetryRateParams
 from schemas.anomaly import AnomalyStatus, Severity
 from schemas.events import CostEvent
@@ -16,20 +17,27 @@ from tests.detectors.factory_b import T0, Drive, firing, fold, real_trace_anomal
 WORKFLOW = {"tenant": "acme", "team": "team-a", "workflow": "wf"}
 
 
-def window(w: int, n: int, failed: int, *, category: str = "model", name: str = "gpt-4o-mini",
-           offset: float = 0.0) -> list[dict[str, Any]]:
-    """``n`` steps spread over 10-min window ``w``, ``failed`` of them successful retries (attempt 2),
-    evenly spread so no task builds a failure streak."""
+def window(w: int, tasks: int, failing: int, *, category: str = "model", name: str = "gpt-4o-mini",
+           offset: float = 0.0, steps: int = 4, retries: int = 1, prefix: str = "t") -> list[dict[str, Any]]:
+    """``tasks`` tasks started evenly over 10-min window ``w``, ``steps`` steps 10 s apart each;
+    ``failing`` of them (evenly spread) have ``retries`` error-then-successful-retry pairs, so no
+    task builds a failure streak."""
     out = []
-    for i in range(n):
-        retry = (i * failed) // n != ((i + 1) * failed) // n
-        out.append(step(f"t{w}-{i % 5}", T0 + 600 * w + offset + i * (500 / n), 0.001, category=category,
-                        name=name, **({"attempt": 2} if retry else {})))
+    for i in range(tasks):
+        fails = (i * failing) // tasks != ((i + 1) * failing) // tasks
+        start = T0 + 600 * w + offset + i * (560 / tasks)
+        n = max(steps, 2 * retries + 1) if fails else steps
+        for j in range(n):
+            fields: dict[str, Any] = {}
+            if fails and j < 2 * retries:
+                fields = {"status": "error"} if j % 2 == 0 else {"attempt": 2}
+            out.append(step(f"{prefix}{w}-{i}", start + 10 * j / max(1, n / 4), 0.001, category=category,
+                            name=name, **fields))
     return out
 
 
-def normal(first: int, count: int) -> list[dict[str, Any]]:
-    return [e for w in range(first, first + count) for e in window(w, 100, 4)]
+def normal(first: int, count: int, tasks: int = 20) -> list[dict[str, Any]]:
+    return [e for w in range(first, first + count) for e in window(w, tasks, 1)]
 
 
 def detector(**params: Any) -> RetryRateDetector:
@@ -42,92 +50,135 @@ def run(events: list[dict[str, Any]], until: float | None = None, **params: Any)
     return out + drive.tick_to(until or (max(e["ts"] for e in events) + 600))
 
 
+def episodes(signals: list[Signal]) -> list[list[Signal]]:
+    """The workflow-window signals cut into episodes: a run of firing signals, up to its resolution."""
+    out: list[list[Signal]] = []
+    open_ = False
+    for s in signals:
+        if s.metric != "retry_rate":
+            continue
+        if s.firing and not open_:
+            out.append([])
+        if open_ or s.firing:
+            out[-1].append(s)
+        open_ = s.firing
+    return out
+
+
+def at(signals: list[Signal], ts: float) -> Signal:
+    [found] = [s for s in signals if s.ts == ts and s.metric == "retry_rate"]
+    return found
+
+
 def test_silent_while_the_baseline_has_fewer_than_min_samples_windows() -> None:
-    assert run(normal(0, 5) + window(5, 100, 60)) == []
+    # the spike fills the sixth window: nothing is judged until that window is learned
+    assert run(normal(0, 5) + window(5, 20, 12), until=T0 + 3600) == []
 
 
-def test_a_10x_share_warns_and_a_majority_failing_is_critical_but_never_kill_eligible() -> None:
-    found = firing(run(normal(0, 6) + window(6, 100, 40)))
-    assert len(found) == 1
-    sig = found[0]
-    assert sig.severity is Severity.WARNING and not sig.kill_eligible
-    assert sig.scope == WORKFLOW and sig.metric == "retry_rate" and sig.unit == "fraction"
-    assert sig.observed == pytest.approx(0.40) and sig.expected == pytest.approx(0.04)
-    assert sig.threshold == pytest.approx(0.14) and sig.score == pytest.approx(0.40 / 0.14)
+def test_eight_of_twenty_tasks_failing_warns_and_a_majority_is_critical_but_never_kill_eligible() -> None:
+    found = run(normal(0, 6) + window(6, 20, 8))
+    assert len(episodes(found)) == 1 and all(s.severity is Severity.WARNING for s in firing(found))
+    sig = at(found, T0 + 4200)  # the window holding exactly window 6's tasks
+    assert not sig.kill_eligible and sig.scope == WORKFLOW and sig.metric == "retry_rate"
+    assert sig.unit == "fraction" and sig.observed == pytest.approx(0.40)
+    expected = sig.expected
+    assert expected is not None and expected == pytest.approx(0.054, abs=0.005)
+    assert sig.threshold == pytest.approx(3 * expected)
     assert sig.summary == (
-        "wf: 40% of steps failed or were retried over the last 10 min (baseline 4%, 100 steps)"
+        "wf: 8 of 20 tasks had failed or retried steps over the last 10 min "
+        "(40%, baseline 5.4%; 16 of 80 steps failed or retried)"
     )
-    crit = firing(run(normal(0, 6) + window(6, 100, 60)))
-    assert [s.severity for s in crit] == [Severity.CRITICAL] and not crit[0].kill_eligible
+    ev = sig.evidence
+    assert (ev["tasks"], ev["failing_tasks"], ev["step"]) == (20, 8, "all") and ev["p_value"] < 1e-4
+    # 16 failed steps at $0.001, 87 % of them beyond the baseline's share, for a day at this rate
+    assert ev["usd_at_stake"] == pytest.approx(0.016 * (1 - expected / 0.4) * 144, abs=0.01)
+    assert ev["usd_at_stake_per"] == "day"
+    crit = firing(run(normal(0, 6) + window(6, 20, 14)))
+    assert Severity.CRITICAL in {s.severity for s in crit} and not any(s.kill_eligible for s in crit)
+
+
+def test_it_fires_before_the_window_is_over() -> None:
+    found = firing(run(normal(0, 6) + window(6, 20, 20)))
+    assert found and found[0].ts <= T0 + 3600 + 300  # judged every minute over the last 10
+
+
+def test_one_task_retrying_over_and_over_is_one_failing_task_not_a_storm() -> None:
+    quiet = [e for w in range(24) for e in window(w, 5, 1 if w % 3 == 0 else 0, steps=12)]
+    # two of five tasks retry six times each: 24 of 60 steps failed or retried, but 2 failing tasks
+    assert run(quiet + window(24, 5, 2, retries=6, steps=12)) == []
+    storm = firing(run(quiet + window(24, 5, 5, steps=12)))
+    assert storm and storm[0].evidence["failing_tasks"] >= 3
 
 
 def test_one_failing_tool_is_flagged_even_when_the_workflow_total_looks_fine() -> None:
-    def mixed(w: int, tool_failed: int) -> list[dict[str, Any]]:
-        evs = window(w, 200, 8) + window(w, 60, tool_failed, category="tool", name="web_search", offset=1)
+    def mixed(w: int, tool_failing: int) -> list[dict[str, Any]]:
+        evs = window(w, 60, 1) + window(w, 10, tool_failing, category="tool", name="web_search", offset=1,
+                                        prefix="s")
         return sorted(evs, key=lambda e: e["ts"])
 
-    events = [e for w in range(6) for e in mixed(w, 2)] + mixed(6, 24)
-    found = firing(run(events))
-    assert len(found) == 1
-    sig = found[0]
-    assert sig.evidence["step"] == "tool:web_search" and sig.evidence["workflow_steps"] == 260
-    assert sig.summary == (
-        "wf retries 40% of calls to tool web_search over the last 10 min (baseline 3%, 60 calls)"
-    )
+    found = run([e for w in range(6) for e in mixed(w, 0)] + mixed(6, 5))
+    sig = at(found, T0 + 4200)
+    assert sig.evidence["step"] == "tool:web_search" and sig.evidence["workflow_tasks"] == 70
+    assert sig.summary.startswith("wf: 5 of 10 tasks had failed or retried calls to tool web_search over the last")
     assert [f["step"] for f in sig.evidence["flagged"]] == ["tool:web_search"]  # the total stayed normal
 
 
 def test_does_not_learn_from_its_own_anomalies() -> None:
     events = normal(0, 6)
     for k in range(6):
-        events += window(6 + 2 * k, 100, 40) + window(7 + 2 * k, 100, 4)
-    found = firing(run(events))
+        events += window(6 + 3 * k, 20, 8) + normal(7 + 3 * k, 2)
+    found = episodes(run(events))
     assert len(found) == 6, "every one of the six spike windows is flagged"
-    assert found[-1].expected == pytest.approx(0.04) and found[-1].severity is Severity.WARNING
+    assert found[-1][0].expected == pytest.approx(found[0][0].expected, abs=0.01)
 
 
-def test_resolves_when_a_window_is_back_to_normal_or_empty() -> None:
-    found = run(normal(0, 6) + window(6, 100, 40) + window(7, 100, 4))
-    assert [(s.firing, s.scope) for s in found] == [(True, WORKFLOW), (False, WORKFLOW)]
-    assert "back to normal (4 of 100 steps" in found[1].summary
-    drained = run(normal(0, 6) + window(6, 100, 40), until=T0 + 600 * 8)
-    assert [s.firing for s in drained] == [True, False] and "no steps" in drained[1].summary
+def test_resolves_when_the_window_is_back_to_normal_for_a_whole_window_or_empty() -> None:
+    found = run(normal(0, 6) + window(6, 20, 8) + normal(7, 3))
+    [episode] = episodes(found)
+    assert episode[-1].firing is False and episode[-1].scope == WORKFLOW
+    back = next(s.ts for s in episode if s.firing is False)
+    assert back - max(s.ts for s in episode if s.firing) > 600  # no quiet minute ends it
+    assert "back to normal (" in episode[-1].summary and " tasks over the last 10 min)" in episode[-1].summary
+    drained = run(normal(0, 6) + window(6, 20, 8), until=T0 + 600 * 9)
+    last = episodes(drained)[-1][-1]
+    assert last.firing is False and "no tasks" in last.summary
 
 
 def test_a_window_only_halfway_back_keeps_the_episode_open_and_teaches_nothing() -> None:
-    # baseline 4 %: fires above 14 % (4 % + min_increase 10 %), resolves at or below 9 %
-    found = run(normal(0, 6) + window(6, 100, 40) + window(7, 100, 12) + window(8, 100, 8) + window(9, 100, 40))
-    assert [(s.firing, s.evidence.get("window_start")) for s in found] == [
-        (True, T0 + 3600), (False, None), (True, T0 + 5400)
-    ]
-    assert found[1].ts == T0 + 600 * 9  # not at the end of the 12 % window
-    assert found[2].expected == pytest.approx(found[0].expected, abs=0.01)  # 12 % was not learned
+    # baseline ~5 %: fires above ~16 %, is back at or below ~11 %; 15 % holds the episode open, and
+    # it resolves a whole window after the last window that was not back
+    found = run(normal(0, 6) + window(6, 20, 8) + window(7, 20, 3) + normal(8, 3) + window(11, 20, 8))
+    first, second = episodes(found)
+    assert first[-1].firing is False and first[-1].ts >= T0 + 600 * 9  # the 15 % window over, then 10 min
+    assert second[0].expected == pytest.approx(first[0].expected, abs=0.01)  # 15 % was not learned
 
 
-def test_a_window_below_min_volume_is_not_judged() -> None:
-    assert run(normal(0, 6) + window(6, 30, 15)) == []
-
-
-def test_the_window_closes_on_the_first_event_past_its_end_without_waiting_for_a_tick() -> None:
+def test_a_window_is_judged_on_the_first_step_past_its_end_without_waiting_for_a_tick() -> None:
     det = detector()
-    for raw in normal(0, 6) + window(6, 100, 40):
-        Drive(det).feed([raw])  # never ticks: a fresh driver for every event
-    late = Drive(det).feed(window(7, 1, 0))
-    assert len(late) == 1 and late[0].severity is Severity.WARNING
+    tasks: dict[str, TaskState] = {}
+    out = []
+    for raw in normal(0, 6) + window(6, 20, 8) + window(7, 1, 0):
+        event = CostEvent.model_validate(raw)
+        task = tasks.setdefault(event.root, TaskState.open(event))
+        task.apply(event, event.cost_usd)
+        out.append(det.on_event(event, task))  # never ticks
+    assert any(s is not None and s.firing and s.severity is Severity.WARNING for s in out)
 
 
 def test_sustained_new_level_is_relearned_after_relearn_after_windows_only_when_enabled() -> None:
-    events = normal(0, 6) + [e for w in range(6, 30) for e in window(w, 100, 40)]
-    stuck = run(events, relearn_after=0)
-    assert len(firing(stuck)) == 24
-    adapting = run(events, relearn_after=3)
-    assert adapting[-1].firing is False and 3 < len(firing(adapting)) < 24
+    events = normal(0, 6) + [e for w in range(6, 30) for e in window(w, 20, 8)]
+    stuck = run(events, until=T0 + 600 * 30 - 1, relearn_after=0)
+    assert [s.firing for s in stuck if s.metric == "retry_rate"][-1] is True and len(episodes(stuck)) == 1
+    adapting = run(events, until=T0 + 600 * 30 - 1, relearn_after=3)
+    assert [s.firing for s in adapting if s.metric == "retry_rate"][-1] is False
 
 
 def test_tracks_at_most_max_names_step_names() -> None:
     det = detector(max_names=3)
     drive = Drive(det)
-    drive.feed([e for k in range(10) for e in window(0, 60, 2, category="tool", name=f"tool{k}", offset=k)])
+    events = [e for k in range(10)
+              for e in window(0, 6, 2, category="tool", name=f"tool{k}", offset=k, prefix=f"k{k}-")]
+    drive.feed(sorted(events, key=lambda e: e["ts"]))
     assert len(det.snapshot()["state"]["series"]) == 4  # the workflow total + three names
 
 
@@ -156,20 +207,20 @@ def test_stop_rule_counts_only_an_unbroken_run_of_the_same_step() -> None:
 
 def test_a_window_verdict_on_the_same_event_as_a_stop_signal_is_kept_for_the_next_tick() -> None:
     drive = Drive(detector(warn_after_failures=1))
-    drive.feed(normal(0, 6) + window(6, 100, 40))
+    drive.feed(normal(0, 6) + window(6, 20, 8))
     det = drive.detector
     # the first event of window 7 both closes window 6 and fails: the stop rule wins the return value
     raw = _streak("x", 1, t=T0 + 600 * 7)
     out = det.on_event(CostEvent.model_validate(raw[0]), fold(raw))
     assert out is not None and out.metric == "consecutive_failures"
     held = det.on_tick(T0 + 600 * 7 + 1, [])
-    assert [(s.metric, s.severity) for s in held] == [("retry_rate", Severity.WARNING)]
+    assert [(s.metric, s.severity, s.ts) for s in held] == [("retry_rate", Severity.WARNING, T0 + 600 * 7)]
 
 
 def test_snapshot_through_json_gives_the_same_next_outputs() -> None:
-    events = normal(0, 6) + window(6, 100, 40) + window(7, 100, 60) + window(8, 100, 4)
+    events = normal(0, 6) + window(6, 20, 8) + window(7, 20, 14) + normal(8, 1)
     events += _streak("z", 16, t=T0 + 5400)
-    cut = len(normal(0, 6)) + 130  # inside the first spike window, while it is being counted
+    cut = len(normal(0, 6)) + 30  # inside the first spike window, while it is being counted
     whole = Drive(detector())
     expected = whole.feed(events) + whole.tick_to(T0 + 7200)
     first = Drive(detector())
@@ -186,7 +237,7 @@ def test_snapshot_through_json_gives_the_same_next_outputs() -> None:
 
 
 def test_deterministic() -> None:
-    events = normal(0, 6) + window(6, 100, 40) + window(7, 100, 4) + _streak("z", 15, t=T0 + 4800)
+    events = normal(0, 6) + window(6, 20, 8) + normal(7, 1) + _streak("z", 15, t=T0 + 4800)
     views = [[(s.firing, s.severity, s.observed, s.summary, s.evidence) for s in run(events)] for _ in "ab"]
     assert views[0] == views[1] and views[0]
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from detectors.base import Detector, DetectorParams, Signal
 from detectors.ledger import FAILURES_RETRIES, TaskState
@@ -70,6 +70,13 @@ class RetryRateParams(DetectorParams):
     warn_after_failures: int = Field(default=8, ge=1)
     stop_after_failures: int = Field(default=15, ge=1)
 
+    @model_validator(mode="after")
+    def _whole_steps(self) -> RetryRateParams:
+        steps = self.window_s / self.step_s
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError(f"window_s ({self.window_s:g} s) must be a whole number of step_s ({self.step_s:g} s)")
+        return self
+
 
 class RetryRateDetector(Detector):
     """Workflow scope: ``observed`` = the window's share of failing tasks, ``expected`` = its
@@ -101,12 +108,12 @@ class RetryRateDetector(Detector):
             else:
                 verdicts = self._advance(ts)
         failed = event.status is _ERROR or event.attempt > 1
-        root, cost = task.root_task_id, task.last_cost
-        self._total.add(root, ts, failed, cost)
+        root, cost, bucket = task.root_task_id, task.last_cost, int(ts // self.params.step_s)
+        self._total.add(root, bucket, ts, failed, cost)
         key = f"{event.category}:{event.name or ''}"
         series = self._series.get(key) or self._track(key)
         if series is not None:
-            series.add(root, ts, failed, cost)
+            series.add(root, bucket, ts, failed, cost)
         stop = None
         if event.status is _ERROR and task.fail_streak >= self.params.warn_after_failures:
             rank = 2 if task.fail_streak >= self.params.stop_after_failures else 1
@@ -129,6 +136,9 @@ class RetryRateDetector(Detector):
         if self._next and now >= self._next:
             out.extend(self._advance(now))
         return out
+
+    def _bucket_of(self, ts: float) -> int:
+        return round(ts / self.params.step_s)
 
     def _boundary_after(self, ts: float) -> float:
         step = self.params.step_s
@@ -168,10 +178,7 @@ class RetryRateDetector(Detector):
         while self._next <= now:
             end = self._next
             lo = end - p.window_s
-            occupied = False
-            for series in self._series.values():
-                occupied |= series.prune(lo) > 0
-            if not occupied:
+            if not self._total.occupied(self._bucket_of(lo)):
                 out.extend(self._idle(now, end, lo))
                 break
             signal = self._judge(end, lo)
@@ -185,23 +192,31 @@ class RetryRateDetector(Detector):
         resumes at the boundary after ``now``."""
         for series in self._series.values():
             series.streak = 0
+            series.prune(self._bucket_of(lo))
         self._evict(lo)
         self._next = self._boundary_after(now)
         return [self._resolved(end, 0, 0)] if self._firing else []
 
     def _judge(self, end: float, lo: float) -> Signal | None:
         p = self.params
-        verdicts = [series.judge(key, lo, p, self._firing) for key, series in self._series.items()]
+        first = self._bucket_of(lo)
         closes = (end % p.window_s) < 1e-9 or p.window_s - (end % p.window_s) < 1e-9
+        firing = self._firing
         if closes:
+            verdicts = [series.judge(key, first, p, firing) for key, series in self._series.items()]
             for verdict in verdicts:
-                self._series[verdict.key].learn(verdict, p)
+                series = self._series[verdict.key]
+                series.learn(verdict, p)
+                series.prune(first)
             self._evict(lo)
+        else:  # a series without a failed step in the window is normal: no need to count it
+            verdicts = [series.judge(key, first, p, firing) for key, series in self._series.items()
+                        if series.last_failed >= first]
         flagged = [v for v in verdicts if v.level]
         if flagged:
             self._firing, self._quiet_since = True, 0.0
-            return self._firing_signal(end, lo, flagged, verdicts[0])
-        if not self._firing:
+            return self._firing_signal(end, lo, flagged, self._total.judge(_TOTAL, first, p, firing))
+        if not firing:
             return None
         if any(v.lingering for v in verdicts):
             self._quiet_since = 0.0
@@ -209,7 +224,8 @@ class RetryRateDetector(Detector):
         # back to normal for a whole window: a quiet minute in a quiet workflow is not the end of a storm
         self._quiet_since = self._quiet_since or end
         if end - self._quiet_since >= p.window_s:
-            return self._resolved(end, verdicts[0].k, verdicts[0].n)
+            total = self._total.judge(_TOTAL, first, p, firing)
+            return self._resolved(end, total.k, total.n)
         return None
 
     def _resolved(self, end: float, k: int, n: int) -> Signal:
@@ -224,7 +240,7 @@ class RetryRateDetector(Detector):
     def _evict(self, lo: float) -> None:
         """Free the slot of a name with no tasks in the window that is rare or long gone."""
         stale = lo - _NAME_TTL_WINDOWS * self.params.window_s
-        for key in [k for k, s in self._series.items() if k != _TOTAL and not s.tasks]:
+        for key in [k for k, s in self._series.items() if k != _TOTAL and not s.occupied(s.floor)]:
             series = self._series[key]
             if series.windows == 0 or series.last < stale:
                 del self._series[key]

@@ -1,10 +1,10 @@
 """The sliding window of :mod:`detectors.retry_rate`: which tasks failed, and what is normal.
 
 One :class:`RetrySeries` per counted series of a workflow (the workflow as a whole, and each
-``category:name`` of a tool or model). It remembers, per root task, when the task last had a step
-of the series and when it last had a failed-or-retried one, so a window ``[lo, hi)`` knows how many
+``category:name`` of a tool or model). It remembers, per root task, in which time bucket the task
+last had a step of the series and last had a failed-or-retried one, so a window knows how many
 tasks it saw (``n``) and how many of them failed at least once (``k``) — counted once however many
-steps they retried. Steps, failed steps and their spend are kept per minute for the evidence.
+steps they retried. Steps, failed steps and their spend are kept per bucket for the evidence.
 
 The baseline is a share of *tasks*, not of steps: ``k`` of ``n`` in past normal windows, kept as
 exponentially decayed counts (a Beta posterior that forgets: ``a`` failing and ``b`` clean tasks,
@@ -23,7 +23,7 @@ from detectors.significance import beta_binomial_more
 
 __all__ = ["RetrySeries", "Verdict"]
 
-_NEVER = float("-inf")
+_NO_BUCKET = -(2**62)  # the failed bucket of a task that never failed
 _PRIOR = 0.5  # pseudo-count of failing and of clean tasks before any window is learned
 #: a window over the share it must exceed with a p-value this low is not taught, even when it is
 #: too small to alert on: the first minutes of a storm in a quiet workflow look exactly like that
@@ -53,54 +53,91 @@ class Verdict:
 
 
 class RetrySeries:
-    """The window's tasks and steps of one series, and its learned share of failing tasks."""
+    """The window's tasks and steps of one series, and its learned share of failing tasks.
 
-    __slots__ = ("a", "b", "last", "minutes", "streak", "tasks", "windows")
+    Time is counted in buckets of the detector's ``step_s`` (bucket ``b`` holds ``[b * step_s,
+    (b + 1) * step_s)``), and each bucket counts the tasks whose *latest* step (and latest failed
+    step) is in it, so a window's ``n`` and ``k`` are sums over its buckets — one task counted
+    once, however many of its steps the window holds — without visiting its tasks.
+    """
+
+    __slots__ = ("a", "b", "buckets", "floor", "last", "last_failed", "streak", "tasks", "windows")
 
     def __init__(self) -> None:
-        self.tasks: dict[str, list[float]] = {}  # root task -> [last step ts, last failed-or-retried ts]
-        self.minutes: dict[int, list[float]] = {}  # minute -> [steps, failed steps, their spend]
+        self.tasks: dict[str, list[int]] = {}  # root task -> [bucket of its last step, of its last failed one]
+        #: bucket -> [tasks last seen, tasks last failed, steps, failed steps, their spend]
+        self.buckets: dict[int, list[float]] = {}
+        self.floor = 0  # no bucket below this is kept (nor referred to by a kept task)
         self.a = 0.0  # decayed count of failing tasks in learned windows
         self.b = 0.0  # decayed count of clean tasks in learned windows
         self.windows = 0  # windows learned
         self.streak = 0  # anomalous (or lingering) windows in a row
         self.last = 0.0  # event time of the series' latest step
+        self.last_failed = _NO_BUCKET  # the latest bucket with a failed step: none since, k is 0
 
-    def add(self, root: str, ts: float, failed: bool, cost: float) -> None:
+    def _bucket(self, b: int) -> list[float]:
+        got = self.buckets.get(b)
+        if got is None:
+            got = self.buckets[b] = [0, 0, 0, 0, 0.0]
+        return got
+
+    def add(self, root: str, b: int, ts: float, failed: bool, cost: float) -> None:
+        bucket = self._bucket(b)
+        bucket[2] += 1
         entry = self.tasks.get(root)
         if entry is None:
-            self.tasks[root] = [ts, ts if failed else _NEVER]
-        else:
-            entry[0] = ts
+            self.tasks[root] = [b, b if failed else _NO_BUCKET]
+            bucket[0] += 1
             if failed:
-                entry[1] = ts
-        bucket = self.minutes.get(minute := int(ts // 60.0))
-        if bucket is None:
-            bucket = self.minutes[minute] = [0.0, 0.0, 0.0]
-        bucket[0] += 1
+                bucket[1] += 1
+        else:
+            if b > entry[0]:
+                if entry[0] >= self.floor:
+                    self.buckets[entry[0]][0] -= 1
+                bucket[0] += 1
+                entry[0] = b
+            if failed and b > entry[1]:
+                if entry[1] >= self.floor:
+                    self.buckets[entry[1]][1] -= 1
+                bucket[1] += 1
+                entry[1] = b
         if failed:
-            bucket[1] += 1
-            bucket[2] += cost
-        self.last = ts
+            bucket[3] += 1
+            bucket[4] += cost
+            if b > self.last_failed:
+                self.last_failed = b
+        if ts > self.last:
+            self.last = ts
 
-    def prune(self, lo: float) -> int:
-        """Forget what happened before ``lo``; the number of tasks left in the window."""
-        tasks = self.tasks
-        for root in [r for r, (seen, _) in tasks.items() if seen < lo]:
-            del tasks[root]
-        first = int(lo // 60.0)
-        for minute in [m for m in self.minutes if m < first]:
-            del self.minutes[minute]
-        return len(tasks)
+    def prune(self, lo: int) -> None:
+        """Forget the buckets before ``lo`` and the tasks last seen there."""
+        if lo <= self.floor:
+            return
+        for root in [r for r, (seen, _) in self.tasks.items() if seen < lo]:
+            del self.tasks[root]
+        for b in [b for b in self.buckets if b < lo]:
+            del self.buckets[b]
+        self.floor = lo
+
+    def occupied(self, lo: int) -> bool:
+        return any(v[2] for b, v in self.buckets.items() if b >= lo)
 
     def expected(self) -> float:
         return (self.a + _PRIOR) / (self.a + self.b + 2 * _PRIOR)
 
-    def judge(self, key: str, lo: float, params: Any, firing: bool) -> Verdict:
-        """The window ``[lo, now)`` (pruned to ``lo`` already) against the baseline."""
+    def judge(self, key: str, lo: int, params: Any, firing: bool) -> Verdict:
+        """The window of the buckets from ``lo`` on against the baseline."""
         p = params
-        n = len(self.tasks)
-        k = sum(1 for _, failed_ts in self.tasks.values() if failed_ts >= lo)
+        n_ = k_ = steps = failed_steps = 0.0
+        failed_usd = 0.0
+        for b, (seen, fail, s, f, usd) in self.buckets.items():
+            if b >= lo:
+                n_ += seen
+                k_ += fail
+                steps += s
+                failed_steps += f
+                failed_usd += usd
+        n, k = int(n_), int(k_)
         expected = self.expected()
         warn_at = max(p.factor * expected, expected + p.min_increase)
         share = k / n if n else 0.0
@@ -112,12 +149,6 @@ class RetrySeries:
                 level = 2 if share > max(p.critical_factor * expected, p.critical_share) else 1
         lingering = not level and firing and learned and share > (expected + warn_at) / 2
         suspect = not level and p_value <= _SUSPECT_P
-        steps = failed_steps = 0.0
-        failed_usd = 0.0
-        for s, f, usd in self.minutes.values():
-            steps += s
-            failed_steps += f
-            failed_usd += usd
         return Verdict(key, n, k, expected, warn_at, p_value, level, lingering, suspect, int(steps),
                        int(failed_steps), failed_usd)
 
@@ -139,20 +170,17 @@ class RetrySeries:
         self.windows += 1
 
     def to_list(self) -> list[Any]:
-        return [
-            {r: [seen, None if failed == _NEVER else failed] for r, (seen, failed) in self.tasks.items()},
-            {str(m): v for m, v in self.minutes.items()},
-            self.a, self.b, self.windows, self.streak, self.last,
-        ]
+        return [self.tasks, {str(b): v for b, v in self.buckets.items()}, self.floor,
+                self.a, self.b, self.windows, self.streak, self.last, self.last_failed]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> RetrySeries:
-        tasks, minutes, a, b, windows, streak, last = data
+        tasks, buckets, floor, a, b, windows, streak, last, last_failed = data
         series = cls()
-        series.tasks = {
-            str(r): [float(seen), _NEVER if failed is None else float(failed)] for r, (seen, failed) in tasks.items()
-        }
-        series.minutes = {int(m): [float(x) for x in v] for m, v in minutes.items()}
+        series.tasks = {str(r): [int(seen), int(failed)] for r, (seen, failed) in tasks.items()}
+        series.buckets = {int(k): [int(v[0]), int(v[1]), int(v[2]), int(v[3]), float(v[4])] for k, v in buckets.items()}
+        series.floor = int(floor)
         series.a, series.b = float(a), float(b)
         series.windows, series.streak, series.last = int(windows), int(streak), float(last)
+        series.last_failed = int(last_failed)
         return series

@@ -4,12 +4,15 @@ Topology (``P`` = ``settings.partitions``)::
 
     agent-cost-events (key root_task_id, P)
         └─ ingest ── route by (tenant, team, workflow) ─▶ burnguard.events-by-workflow (P)
+                 │     one *frame* per destination partition per batch (schemas.frames: the events'
+                 │     bytes, keys, source offsets and event times), not one record per event;
                  │     + after each batch, and every ``watermark_interval_s``, a watermark to each
                  │       of the P partitions: how far in event time each source partition has got
                  └─ unroutable ─▶ burnguard.dlq
     burnguard.events-by-workflow
-        └─ detect: one Engine per partition, batches of ``batch_max`` records, folded in event-time
-           order across source partitions (streams.ordering)
+        └─ detect: one Engine per partition, batches of ``batch_max`` records (a frame's events share
+           its offset: it is acknowledged once all are folded), folded in event-time order across
+           source partitions (streams.ordering)
              ├─▶ burnguard.anomalies (key anomaly_id)      ├─▶ burnguard.dlq (rejected by the engine)
              ├─▶ burnguard.task-summaries (key root task)  ├─▶ table engine-state (changelog, compacted)
              └─▶ <app_id>-spend-rollup (P): each tick's spend per tenant and team, to the roll-up
@@ -49,6 +52,7 @@ from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from detectors.config import BurnguardConfig, load_config
+from schemas.frames import FRAME_HEADER, FrameEntry, split_frames
 from streams.consumer import install as install_seek_safe_consumer
 from streams.consumer import is_fresh
 from streams.dlq import dead_letter, dead_letter_key, oversized
@@ -63,7 +67,6 @@ from streams.pipeline import (
     Watermark,
     parse_source,
     route_with_time,
-    source_header,
 )
 from streams.raw import raw_table
 from streams.raw import raw_topic as raw_topic_of
@@ -75,6 +78,7 @@ from streams.worker_report import log_worker_report
 
 __all__ = ["STATE_TABLE", "create_app", "faust_credentials"]
 
+FRAME_MARK = {FRAME_HEADER: b"1"}
 log = logging.getLogger("burnguard.streams")
 STATE_TABLE = "engine-state"
 
@@ -199,6 +203,8 @@ def create_app(
             async for batch in runner.batches(stream, settings.batch_max, settings.batch_within_s):
                 sent: list[Awaitable[Any]] = []
                 read: dict[int, int] = {}
+                # one frame per destination partition per batch, not one record per event (schemas.frames)
+                frames: defaultdict[int, list[FrameEntry]] = defaultdict(list)
                 for event in batch:
                     msg = event.message
                     if not is_fresh(app, msg):
@@ -211,13 +217,11 @@ def create_app(
                         key, reason, ts = None, oversized(len(msg.value), settings.max_event_bytes), None
                     else:
                         key, reason, ts = route_with_time(msg.value, time.time(), settings.max_clock_skew_s)
-                    if key is not None:
-                        headers = {SOURCE_HEADER: source_header(msg.topic, msg.partition, msg.offset)}
+                    if key is not None and msg.value is not None:
                         ts = event_time.place(msg.partition, ts)
-                        if ts is not None:
-                            headers[TS_HEADER] = repr(ts).encode()
                         event_time.forward(msg.partition, msg.offset)
-                        sent.append(await send_raw(settings.internal_topic, key, msg.value, headers))
+                        entry = FrameEntry(key, msg.value, msg.partition, msg.offset, ts)
+                        frames[partition_for_key(key, settings.partitions)].append(entry)
                         pipeline.stats.routed += 1
                         continue
                     reason = reason or "unroutable"
@@ -225,6 +229,9 @@ def create_app(
                     pipeline.stats.dead_letters += 1
                     record = dead_letter(msg.value, reason, msg.topic, msg.partition, msg.offset, "ingest", key=msg.key)
                     sent.append(await send_raw(settings.dlq_topic, dead_letter_key(msg.key), record))
+                for partition, entries in sorted(frames.items()):
+                    for frame in split_frames(settings.events_topic, entries):
+                        sent.append(await send_raw(settings.internal_topic, None, frame, FRAME_MARK, partition))
                 # on the broker before the batch is acknowledged: a record the broker refuses stops the
                 # stage (streams.stage) instead of leaving a hole behind a committed offset
                 for delivery in sent:
@@ -297,7 +304,10 @@ def create_app(
             if mark is not None:
                 items.append(Watermark(msg.partition, msg.offset, parse_watermark(mark)))
                 continue
-            header = _header(msg.headers, SOURCE_HEADER)
+            if _header(msg.headers, FRAME_HEADER) is not None:
+                items += pipeline.unframe(msg.value, msg.partition, msg.offset, msg.topic)
+                continue
+            header = _header(msg.headers, SOURCE_HEADER)  # a single forwarded event (before frames)
             source = parse_source(header) if header else (msg.topic, msg.partition, msg.offset)
             ts = _float(_header(msg.headers, TS_HEADER))
             items.append(Record(msg.key, msg.value, msg.partition, msg.offset, source, ts))

@@ -31,6 +31,7 @@ from detectors.engine import Engine, describe_validation_error
 from detectors.event_clock import NOW
 from detectors.ledger import TaskState
 from schemas.events import CostEvent
+from schemas.frames import FrameError, decode_frame
 from streams.dlq import DeadLetterLog, dead_letter
 from streams.ordering import EventTimeMerge, Mark
 from streams.routing import (
@@ -160,6 +161,7 @@ class DetectionPipeline:
         self.merges: dict[int, EventTimeMerge[Record]] = {}
         self._last: dict[int, int] = {}  # per partition: highest internal offset received
         self._summaries: list[tuple[bytes, bytes]] = []
+        self._bad_frames: list[tuple[Record, str]] = []  # dead-lettered by the next batch
         self.note_dead = DeadLetterLog()
         #: the misnamed cost fields the worker's report has warned about (streams.worker_report), once each
         self.notices_logged: set[str] = set()
@@ -195,6 +197,17 @@ class DetectionPipeline:
             self.stats.held -= merge.held
         self._last.pop(partition, None)
 
+    def unframe(self, value: bytes | None, partition: int, offset: int, topic: str = "internal") -> list[Record]:
+        """The records of one frame of the internal topic (schemas.frames), each with its source place
+        and event time; they share the frame's internal offset, so the frame is acknowledged once all
+        of them are folded. A malformed frame is dead-lettered whole (with the next batch) and yields none."""
+        try:
+            source, entries = decode_frame(value or b"")
+        except FrameError as exc:
+            self._bad_frames.append((Record(None, value, partition, offset, (topic, partition, offset)), str(exc)))
+            return []
+        return [Record(e.key, e.value, partition, offset, (source, e.partition, e.offset), e.ts) for e in entries]
+
     # -- the batch -------------------------------------------------------------------------------
     def process(self, items: Sequence[Record | Watermark]) -> BatchResult:
         """Fold a batch into the partitions' engines (each must be loaded) and checkpoint them.
@@ -204,6 +217,9 @@ class DetectionPipeline:
         record has been folded (the caller acknowledges those, and only those).
         """
         result = BatchResult()
+        for rec, reason in self._bad_frames:
+            self._dead(rec, f"frame: {reason}", result)
+        self._bad_frames.clear()
         touched: set[int] = set()
         seen: set[int] = set()
         for item in items:

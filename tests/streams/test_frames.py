@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from schemas.frames import FrameEntry, encode_frame
+from streams.ordering import Mark
 from streams.pipeline import DetectionPipeline, Record, Watermark, route
 from streams.topics import partition_for_key
 from tests.streams.test_pipeline_state import CONFIG, T0, fleet, records
@@ -69,7 +70,7 @@ def test_a_frame_is_done_only_when_every_event_in_it_is_folded() -> None:
     recs = pipe.unframe(encode_frame("events", entries), 0, 10)
     result = pipe.process([Watermark(0, 9, {}), *recs])
     assert result.done[0] < 10  # held in event-time order: the frame is not acknowledged
-    marks = {"events:0": (T0 + 10_000, True, 5), "events:1": (T0 + 10_000, True)}
+    marks = {"events:0": Mark(T0 + 10_000, True, 5), "events:1": Mark(T0 + 10_000, True)}
     result = pipe.process([Watermark(0, 11, marks)])
     assert result.done[0] >= 10 and pipe.stats.events == 6
 

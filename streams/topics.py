@@ -12,6 +12,7 @@ partitioner as the producer (:func:`partition_for_key`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=65_536)  # murmur2 is pure Python; the ingest asks once per event, of few keys
 def partition_for_key(key: bytes, partitions: int) -> int:
     """The partition a keyed record goes to: Kafka's default partitioner (murmur2), as in the Java
     client and aiokafka, so the worker knows which table entries belong to which partition.

@@ -81,8 +81,9 @@ class TaskState:
     alerted: dict[str, int] | None = None
     #: it has sent :mod:`detectors.young_runaway` a report (so it reports its end too)
     guarded: bool = False
-    #: the priced cost of the task's latest step (0 when unpriced), for detectors that weigh steps
-    last_cost: float = 0.0
+    #: the priced cost of the task's latest failed or retried step (0 when unpriced), for retry_rate;
+    #: set on failed steps only, so a task that never fails holds no float of its own
+    failed_cost: float = 0.0
 
     def alerted_at_least(self, detector: str, rank: int) -> bool:
         """True when ``detector`` already has an episode on this task at ``rank`` or above."""
@@ -137,7 +138,6 @@ class TaskState:
         kind = event.kind
         if kind is _STEP:
             self.steps += 1
-            self.last_cost = cost or 0.0
             if cost is None:
                 self.unpriced_steps += 1
             elif cost > 0:
@@ -155,6 +155,8 @@ class TaskState:
                         self.first_context_tokens = inp
                     if inp > self.max_context_tokens:
                         self.max_context_tokens = inp
+            if event.attempt > 1 or event.status is _ERROR:
+                self.failed_cost = cost or 0.0
             if event.attempt > 1:
                 self.retries += 1
                 if event.attempt > self.max_attempt:

@@ -108,7 +108,7 @@ class RetryRateDetector(Detector):
             else:
                 verdicts = self._advance(ts)
         failed = event.status is _ERROR or event.attempt > 1
-        root, cost, bucket = task.root_task_id, task.last_cost, int(ts // self.params.step_s)
+        root, cost, bucket = task.root_task_id, task.failed_cost, int(ts // self.params.step_s)
         self._total.add(root, bucket, ts, failed, cost)
         key = f"{event.category}:{event.name or ''}"
         series = self._series.get(key) or self._track(key)

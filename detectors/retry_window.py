@@ -24,6 +24,8 @@ from detectors.significance import beta_binomial_more
 __all__ = ["RetrySeries", "Verdict"]
 
 _NO_BUCKET = -(2**62)  # the failed bucket of a task that never failed
+_SHIFT = 24
+_NEVER = (1 << _SHIFT) - 1
 _PRIOR = 0.5  # pseudo-count of failing and of clean tasks before any window is learned
 #: a window over the share it must exceed with a p-value this low is not taught, even when it is
 #: too small to alert on: the first minutes of a storm in a quiet workflow look exactly like that
@@ -64,7 +66,9 @@ class RetrySeries:
     __slots__ = ("a", "b", "buckets", "floor", "last", "last_failed", "streak", "tasks", "windows")
 
     def __init__(self) -> None:
-        self.tasks: dict[str, list[int]] = {}  # root task -> [bucket of its last step, of its last failed one]
+        #: root task -> the bucket of its last step << _SHIFT | how many buckets before it its last failed
+        #: one was (_NEVER: none); one int per task, not a list: a million tasks in flight cost 0.1 KB each
+        self.tasks: dict[str, int] = {}
         #: bucket -> [tasks last seen, tasks last failed, steps, failed steps, their spend]
         self.buckets: dict[int, list[float]] = {}
         self.floor = 0  # no bucket below this is kept (nor referred to by a kept task)
@@ -84,23 +88,27 @@ class RetrySeries:
     def add(self, root: str, b: int, ts: float, failed: bool, cost: float) -> None:
         bucket = self._bucket(b)
         bucket[2] += 1
-        entry = self.tasks.get(root)
-        if entry is None:
-            self.tasks[root] = [b, b if failed else _NO_BUCKET]
+        code = self.tasks.get(root)
+        if code is None:
+            self.tasks[root] = b << _SHIFT | (0 if failed else _NEVER)
             bucket[0] += 1
             if failed:
                 bucket[1] += 1
         else:
-            if b > entry[0]:
-                if entry[0] >= self.floor:
-                    self.buckets[entry[0]][0] -= 1
+            seen, delta = code >> _SHIFT, code & _NEVER
+            last_failed = seen - delta if delta != _NEVER else _NO_BUCKET
+            if b > seen:
+                if seen >= self.floor:
+                    self.buckets[seen][0] -= 1
                 bucket[0] += 1
-                entry[0] = b
-            if failed and b > entry[1]:
-                if entry[1] >= self.floor:
-                    self.buckets[entry[1]][1] -= 1
+                seen = b
+            if failed and b > last_failed:
+                if last_failed >= self.floor:
+                    self.buckets[last_failed][1] -= 1
                 bucket[1] += 1
-                entry[1] = b
+                last_failed = b
+            delta = seen - last_failed if last_failed != _NO_BUCKET and seen - last_failed < _NEVER else _NEVER
+            self.tasks[root] = seen << _SHIFT | delta
         if failed:
             bucket[3] += 1
             bucket[4] += cost
@@ -113,7 +121,7 @@ class RetrySeries:
         """Forget the buckets before ``lo`` and the tasks last seen there."""
         if lo <= self.floor:
             return
-        for root in [r for r, (seen, _) in self.tasks.items() if seen < lo]:
+        for root in [r for r, code in self.tasks.items() if code >> _SHIFT < lo]:
             del self.tasks[root]
         for b in [b for b in self.buckets if b < lo]:
             del self.buckets[b]
@@ -177,7 +185,7 @@ class RetrySeries:
     def from_list(cls, data: list[Any]) -> RetrySeries:
         tasks, buckets, floor, a, b, windows, streak, last, last_failed = data
         series = cls()
-        series.tasks = {str(r): [int(seen), int(failed)] for r, (seen, failed) in tasks.items()}
+        series.tasks = {str(r): int(code) for r, code in tasks.items()}
         series.buckets = {int(k): [int(v[0]), int(v[1]), int(v[2]), int(v[3]), float(v[4])] for k, v in buckets.items()}
         series.floor = int(floor)
         series.a, series.b = float(a), float(b)

@@ -54,6 +54,7 @@ from alerting.clock import CatchUp, IntakeClock, in_time_order
 from alerting.config import AlertingConfig
 from alerting.dispatch import Dispatcher
 from alerting.notifier import Notification, Notifier
+from alerting.outbox import JournaledNotifier, Outbox
 from alerting.pipeline import AlertPipeline
 from alerting.retry import DeliveryOutcome, RetryStage
 from alerting.silences import SilenceStore
@@ -61,8 +62,6 @@ from alerting.slack import SlackNotifier
 from schemas.anomaly import Anomaly
 from streams.alert_state import (
     MAX_STATE_BYTES,
-    JournaledNotifier,
-    Outbox,
     build_notifiers,
     delivery_dead_letter,
     encode_state,

@@ -10,12 +10,12 @@ from aiokafka.structs import ConsumerRecord
 
 from alerting.clock import in_time_order
 from alerting.config import AlertingConfig
+from alerting.outbox import Outbox
 from alerting.pipeline import AlertPipeline
 from alerting.retry import DeliveryOutcome
 from alerting.testing.anomalies import T0, make_anomaly
 from streams.alert_state import (
     ALERT_DEAD_LETTER_SCHEMA,
-    Outbox,
     decode_state,
     delivery_dead_letter,
     encode_state,
@@ -53,21 +53,6 @@ def test_no_record_is_an_empty_state_and_another_schema_is_refused() -> None:
     assert empty.pipeline is None and len(empty.outbox) == 0 and empty.offsets == {}
     with pytest.raises(ValueError, match="alerter_state/2"):
         decode_state(b'{"schema": "burnguard.alerter_state/2"}')
-
-
-def test_a_group_keeps_its_order_in_the_outbox() -> None:
-    pipeline = AlertPipeline(
-        AlertingConfig.model_validate({"route": {"receiver": "console", "group_wait": 0, "group_interval": 1}})
-    )
-    outbox = Outbox()
-    outbox.add(pipeline.process(make_anomaly(task="a", severity="critical"), now=T0))
-    outbox.add(pipeline.process(make_anomaly(task="b", severity="critical"), now=T0 + 2))
-    (key,) = outbox.groups()
-    first = outbox.first(key)
-    assert first is not None and first.notification.sequence == 0
-    outbox.remove(first.notification.notification_id)
-    second = outbox.first(key)
-    assert second is not None and second.notification.sequence == 1
 
 
 def test_dead_letters_carry_the_notification_receiver_channel_and_reason() -> None:

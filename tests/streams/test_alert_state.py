@@ -36,10 +36,11 @@ def test_the_state_record_round_trips_and_restores_a_pipeline_that_pages_nothing
     pipeline, outbox = _pipeline_with_one_notification()
     (entry,) = outbox.entries.values()
     outbox.mark(entry.notification.notification_id, "pagerduty", "delivered")
-    raw = encode_state(pipeline.snapshot(), {"threads": {"k|#c": {"channel": "C1", "ts": "1.2"}}}, outbox, {2: 7})
+    log = {"slack": {"k|#c": {"sent": "k#0", "data": {"channel": "C1", "ts": "1.2"}}}}
+    raw = encode_state(pipeline.snapshot(), log, outbox, {2: 7})
 
     state = decode_state(raw)
-    assert state.offsets == {2: 7} and state.slack["threads"]["k|#c"]["ts"] == "1.2"
+    assert state.offsets == {2: 7} and state.log["slack"]["k|#c"]["data"]["ts"] == "1.2"
     (restored_entry,) = state.outbox.entries.values()
     assert restored_entry.notification == entry.notification and restored_entry.done == {"pagerduty": "delivered"}
     restarted = AlertPipeline(pipeline.config)

@@ -8,12 +8,17 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from alerting.channels import build_channels
 from alerting.clock import in_time_order
 from alerting.config import AlertingConfig
-from alerting.outbox import Outbox
+from alerting.dispatch import Dispatcher
+from alerting.nflog import NotificationLog
+from alerting.outbox import JournaledNotifier, Outbox
 from alerting.pipeline import AlertPipeline
-from alerting.retry import DeliveryOutcome
-from alerting.testing.anomalies import T0, make_anomaly
+from alerting.retry import DeliveryOutcome, RetryStage
+from alerting.testing.anomalies import T0, make_anomaly, resolved
+from alerting.testing.pagerduty_server import PagerDutyServer
+from alerting.testing.slack_server import SlackServer
 from streams.alert_state import (
     ALERT_DEAD_LETTER_SCHEMA,
     decode_state,
@@ -23,6 +28,8 @@ from streams.alert_state import (
 )
 from streams.settings import SettingsError, StreamSettings
 from streams.topics import topic_specs
+from tests.alerting.conftest import PD_KEY, SLACK_TOKEN, alerting_config
+from tests.streams.alerter_fixtures import V1_RECORD, V1_THREAD_TS
 
 
 def _pipeline_with_one_notification() -> tuple[AlertPipeline, Outbox]:
@@ -120,3 +127,52 @@ def test_records_are_taken_in_by_the_time_they_were_written_each_partitions_orde
     assert order == [(2, 5), (2, 6), (0, 0), (1, 0), (0, 1), (0, 2), (1, 1)]
     for part in (p0, p1, p2):
         assert [o for p, o in order if p == part[0].partition] == [r.offset for r in part]
+
+
+def test_a_record_of_the_format_before_the_notification_log_restores_with_its_slack_thread() -> None:
+    record = orjson.loads(V1_RECORD.read_bytes())
+    assert record["schema"] == "burnguard.alerter_state/1" and "notification_log" not in record
+    (thread_key,) = record["slack"]["threads"]
+    ((replied,),) = [record["slack"]["replied"]]
+
+    state = decode_state(V1_RECORD.read_bytes())
+    notification_id = replied.removesuffix("|reply")
+    assert state.log == {
+        "slack": {thread_key: {"sent": notification_id, "data": {"channel": "C0ONCALL", "ts": V1_THREAD_TS}}}
+    }
+    assert state.offsets == {0: 2} and state.clock == record["clock"]
+    (entry,) = state.outbox.entries.values()
+    assert entry.notification.notification_id == notification_id and entry.done == {"pagerduty": "delivered"}
+    assert state.pipeline is not None
+    restarted = AlertPipeline(AlertingConfig.model_validate({"route": {"receiver": "oncall"}, "receivers": [
+        {"name": "oncall"}]}))
+    restarted.restore(state.pipeline)
+    again = make_anomaly(severity="critical")
+    assert restarted.process(again, now=T0 + 200) == [] and restarted.process(resolved(again), now=T0 + 201) == []
+
+    # written back, the record has no channel's name at the top level, and reads the same
+    rewritten = orjson.loads(encode_state(state.pipeline, state.log, state.outbox, state.offsets, clock=state.clock))
+    assert "slack" not in rewritten and decode_state(orjson.dumps(rewritten)).log == state.log
+
+
+async def test_the_upgraded_slack_thread_is_edited_without_replying_again() -> None:
+    state = decode_state(V1_RECORD.read_bytes())
+    async with SlackServer(SLACK_TOKEN) as slack, PagerDutyServer({PD_KEY}) as pd:
+        config = alerting_config(slack.base_url, pd.base_url)
+        log = NotificationLog()
+        log.load(state.log)
+        outbox = state.outbox
+
+        async def written() -> None:
+            return None
+
+        channels = [JournaledNotifier(n, lambda: outbox, written) for n in build_channels(config, {}, log)]
+        dispatcher = Dispatcher(config.receivers, channels, RetryStage(config.retry))
+        (entry,) = outbox.entries.values()
+        (report,) = await dispatcher.deliver([entry.notification])
+        await dispatcher.aclose()
+        assert report.delivered
+        assert slack.messages == [] and pd.requests == []  # no second reply, no second PagerDuty resolve
+        (update,) = slack.updates
+        assert (update["channel"], update["ts"]) == ("C0ONCALL", V1_THREAD_TS)
+        assert log.snapshot() == {} and slack.violations == []

@@ -113,8 +113,7 @@ class Alerter:
         self.config = config
         self.silences = silences
         self.group_id = f"{settings.app_id}-alerter"
-        # every channel's own state; a channel flushes it after a step that must be durable before its next
-        self.log = NotificationLog(on_flush=self.persist_quietly)
+        self.log = NotificationLog(on_flush=self.persist_quietly)  # every channel's state; a flush writes it
         inner = notifiers if notifiers is not None else build_channels(config, environ or os.environ, self.log)
         self.dispatcher = Dispatcher(
             config.receivers,

@@ -28,10 +28,10 @@ The order of writes is what makes it at least once without paging twice:
    a permanent failure is first written to the alerts DLQ and counted.
 
 A restart (or the member that takes over) restores the pipeline (dedup, open groups, timers, time),
-the notification log and the outbox (skipping channels already done) and seeks to the state's offsets: an outage loses
-nothing, and a paged episode is not paged again. The one window left is a channel answering and the
-process dying before the next state write: that delivery is repeated (channels key what they send
-by the notification's ``dedup_key``: an incident trigger with the same key opens no new incident).
+the notification log and the outbox (skipping channels already done) and seeks to the state's
+offsets: an outage loses nothing, and a paged episode is not paged again. The one window left is a
+channel answering and the process dying before the next state write: that delivery is repeated
+(channels key what they send by the ``dedup_key``: a trigger with the same key opens no new incident).
 
 Grouping needs every anomaly in one place, so the group has **one active member**: the
 :func:`one_active_assignor` gives every partition to the member that held them (else to one), and

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from rich.console import Console, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
 from alerting.config import AlertingConfig, ReceiverConfig
-from alerting.notifier import Notification
+from alerting.nflog import ChannelLog
+from alerting.notifier import ChannelSpec, Notification
 from alerting.pagerduty import pagerduty_severity
 from alerting.render import action_line, format_value, headline, link_lines, scope_line, title, top_lines
 from schemas.anomaly import AnomalyStatus
 
-__all__ = ["ConsoleReceiver", "render_notification", "would_send"]
+__all__ = ["CONSOLE", "ConsoleReceiver", "render_notification", "would_send"]
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 #: why a notification goes out again for the same group (a first notice or a resolve says itself)
@@ -114,3 +115,11 @@ class ConsoleReceiver:
 
     async def aclose(self) -> None:
         return None
+
+
+def _build(config: AlertingConfig, environ: Mapping[str, str], log: ChannelLog) -> ConsoleReceiver:
+    return ConsoleReceiver(links=config.links)
+
+
+#: the channel a config with no channel gets (a dry run): see :func:`alerting.channels.build_channels`
+CONSOLE = ChannelSpec(ConsoleReceiver.channel, _build)

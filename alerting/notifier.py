@@ -4,19 +4,26 @@ One notification is one message about one group of anomalies for one receiver. I
 names the group's episode (first firing to last resolve): PagerDuty's incident key and the Slack
 thread, the same across restarts. ``notification_id`` is ``dedup_key#sequence`` — the key an outbox
 or the alerts dead-letter topic can use.
+
+A channel is registered, never discovered: its module defines the :class:`Notifier` and a
+:class:`ChannelSpec` (its name, the factory that builds it from the alerting config and the
+environment, how it reads its state out of an older record), and :mod:`alerting.channels` lists
+the specs in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from alerting.config import ReceiverConfig
+from alerting.config import AlertingConfig, ReceiverConfig
+from alerting.nflog import ChannelLog, LogEntry
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
 
-__all__ = ["DeliveryError", "Notification", "Notifier"]
+__all__ = ["ChannelSpec", "DeliveryError", "Notification", "Notifier"]
 
 Reason = Literal["new", "escalated", "resolved", "repeat"]
 
@@ -66,7 +73,8 @@ class DeliveryError(Exception):
 
 @runtime_checkable
 class Notifier(Protocol):
-    """One channel (Slack, PagerDuty, the console). Registered in an explicit list, never discovered."""
+    """One channel (Slack, PagerDuty, the console). Registered in :mod:`alerting.channels`, never discovered;
+    what it must remember across restarts it keeps in the :class:`~alerting.nflog.ChannelLog` its factory gives it."""
 
     channel: str
 
@@ -79,3 +87,15 @@ class Notifier(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """How the alerting stage gets a channel: ``build(config, environ, log)`` returns the notifier,
+    or ``None`` when no receiver of ``config`` uses the channel; ``log`` is the channel's view of the
+    stage's notification log. ``upgrade`` reads the channel's state out of an ``alerter_state/1``
+    record written before the notification log (the value under the channel's name) into log entries."""
+
+    name: str
+    build: Callable[[AlertingConfig, Mapping[str, str], ChannelLog], Notifier | None]
+    upgrade: Callable[[Any], dict[str, LogEntry]] | None = None

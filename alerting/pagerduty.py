@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import pagerduty
 from pydantic import SecretStr
 
-from alerting.config import PagerDutySettings, ReceiverConfig
-from alerting.notifier import DeliveryError, Notification
+from alerting.config import AlertingConfig, PagerDutySettings, ReceiverConfig
+from alerting.nflog import ChannelLog
+from alerting.notifier import ChannelSpec, DeliveryError, Notification
 from alerting.ratelimit import KeyedRateLimiter
 from alerting.render import (
     action_line,
@@ -34,7 +36,7 @@ from alerting.render import (
 from schemas.anomaly import Action, Anomaly, AnomalyStatus, Severity
 from schemas.timefmt import format_ts
 
-__all__ = ["PagerDutyNotifier", "pagerduty_severity", "trigger_fields"]
+__all__ = ["PAGERDUTY", "PagerDutyNotifier", "pagerduty_severity", "trigger_fields"]
 
 MAX_LISTED = 20
 
@@ -158,3 +160,15 @@ class PagerDutyNotifier:
         for client in self._clients.values():
             client.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _build(config: AlertingConfig, environ: Mapping[str, str], log: ChannelLog) -> PagerDutyNotifier | None:
+    """PagerDuty keeps no state of its own: the incident is keyed by the notification's ``dedup_key``."""
+    if not any(r.pagerduty for r in config.receivers):
+        return None
+    ca_file = config.pagerduty.ca_file
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    return PagerDutyNotifier(config.pagerduty, links=config.links, verify=verify)
+
+
+PAGERDUTY = ChannelSpec(PagerDutyNotifier.channel, _build)

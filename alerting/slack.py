@@ -2,24 +2,25 @@
 
 Through ``slack_sdk``'s :class:`AsyncWebClient` with its own retry handlers switched off (the retry
 stage decides), at most ``messages_per_s`` per channel (one token bucket per channel). The thread of
-each open episode (``dedup_key`` + channel → channel id and ``ts`` of the first message) is small
-state the worker snapshots with the pipeline's (:meth:`SlackNotifier.snapshot`), and so are the
-thread replies already posted for a notification whose parent edit (on resolve) is still to do:
-``on_progress`` is awaited after such a reply, so the alerting stage writes it down before the edit
-and a restart in between edits without replying twice.
+each open episode is kept in the notification log (:mod:`alerting.nflog`), keyed ``dedup_key|channel``:
+the data is the channel id and ``ts`` of the first message, ``sent`` the notification last posted
+in it. A resolve is a thread reply, then an edit of the parent: after the reply the log is flushed,
+so the alerting stage writes it down before the edit and a restart in between edits without
+replying twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alerting.config import ReceiverConfig, SlackSettings
-from alerting.notifier import DeliveryError, Notification
+from alerting.config import AlertingConfig, ReceiverConfig, SlackSettings
+from alerting.nflog import ChannelLog, LogEntry, NotificationLog
+from alerting.notifier import ChannelSpec, DeliveryError, Notification
 from alerting.ratelimit import KeyedRateLimiter
 from alerting.render import (
     action_line,
@@ -35,7 +36,7 @@ from alerting.render import (
 from schemas.anomaly import Action, AnomalyStatus
 from schemas.timefmt import format_ts
 
-__all__ = ["SlackNotifier", "slack_message"]
+__all__ = ["SLACK", "SlackNotifier", "slack_message", "upgrade_slack_state"]
 
 MAX_LISTED = 5
 
@@ -101,7 +102,12 @@ class SlackNotifier:
     channel = "slack"
 
     def __init__(
-        self, settings: SlackSettings, *, links: dict[str, str] | None = None, client: AsyncWebClient | None = None
+        self,
+        settings: SlackSettings,
+        *,
+        links: dict[str, str] | None = None,
+        client: AsyncWebClient | None = None,
+        log: ChannelLog | None = None,
     ) -> None:
         if client is None:
             if settings.token is None:
@@ -115,9 +121,12 @@ class SlackNotifier:
         self.client = client
         self.links = links or {}
         self.limiter = KeyedRateLimiter(settings.messages_per_s, burst=1)
-        self.threads: dict[str, dict[str, str]] = {}
-        self._done: set[str] = set()  # "<notification_id>|reply": replied, the parent edit still to do
-        self.on_progress: Callable[[], Awaitable[None]] | None = None
+        self.log = log if log is not None else NotificationLog().channel(self.channel)
+
+    @property
+    def threads(self) -> dict[str, dict[str, str]]:
+        """The open threads (``dedup_key|channel`` -> channel id and ``ts``), as the log has them."""
+        return {key: dict(entry.data) for key, entry in self.log.items()}
 
     def handles(self, receiver: ReceiverConfig) -> bool:
         return receiver.slack is not None
@@ -127,27 +136,27 @@ class SlackNotifier:
         channel = receiver.slack.channel
         key = f"{notification.dedup_key}|{channel}"
         text, blocks = slack_message(notification, self.links)
-        thread = self.threads.get(key)
-        if thread is None:  # the episode's first message (or its thread was lost: start again)
+        entry = self.log.get(key)
+        if entry is None:  # the episode's first message (or its thread was lost: start again)
             answer = await self._call(channel, "chat_postMessage", channel=channel, text=text, blocks=blocks)
             if notification.status is AnomalyStatus.FIRING:
-                self.threads[key] = {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
+                started = {"channel": str(answer["channel"]), "ts": str(answer["ts"])}
+                self.log.put(key, LogEntry(sent=notification.notification_id, data=started))
             return
-        reply = f"{notification.notification_id}|reply"
-        if reply not in self._done:  # a retry after the reply went out must not reply twice
+        thread = entry.data
+        if entry.sent != notification.notification_id:  # a retry after the reply went out must not reply twice
             await self._call(
                 channel, "chat_postMessage", channel=thread["channel"], thread_ts=thread["ts"], text=text,
                 blocks=blocks, reply_broadcast=notification.reason == "escalated",
             )
-            self._done.add(reply)
-            if notification.status is AnomalyStatus.RESOLVED and self.on_progress is not None:
-                await self.on_progress()  # durable before the edit: a restart does not reply again
+            self.log.put(key, LogEntry(sent=notification.notification_id, data=thread))
+            if notification.status is AnomalyStatus.RESOLVED:
+                await self.log.flush()  # durable before the edit: a restart does not reply again
         if notification.status is AnomalyStatus.RESOLVED:
             await self._call(
                 channel, "chat_update", channel=thread["channel"], ts=thread["ts"], text=text, blocks=blocks
             )
-            del self.threads[key]
-        self._done.discard(reply)
+            self.log.delete(key)
 
     async def _call(self, bucket: str, method: str, **kwargs: Any) -> Any:
         await self.limiter.acquire(bucket)
@@ -164,14 +173,38 @@ class SlackNotifier:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryError(f"slack {method}: {type(exc).__name__}") from exc
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"threads": {k: dict(v) for k, v in self.threads.items()}, "replied": sorted(self._done)}
-
-    def restore(self, data: dict[str, Any]) -> None:
-        self.threads = {k: dict(v) for k, v in data.get("threads", {}).items()}
-        self._done = {str(k) for k in data.get("replied", [])}
-
     async def aclose(self) -> None:
         session = getattr(self.client, "session", None)
         if session is not None:
             await session.close()
+
+
+def upgrade_slack_state(old: Any) -> dict[str, LogEntry]:
+    """The log entries for the ``"slack"`` value of a state record written before the notification
+    log, ``{"threads": {"<dedup_key>|<channel>": {"channel": ..., "ts": ...}}, "replied": [...]}``:
+    each thread, with ``sent`` the notification named ``"<notification_id>|reply"`` in ``replied``
+    (its reply posted, the parent's edit still to do; a ``notification_id`` is ``dedup_key#sequence``).
+
+    >>> upgrade_slack_state({"threads": {"g|#c": {"channel": "C1", "ts": "1.2"}}, "replied": ["g#1|reply"]})
+    {'g|#c': LogEntry(sent='g#1', data={'channel': 'C1', 'ts': '1.2'})}
+    >>> upgrade_slack_state({}), upgrade_slack_state(None)
+    ({}, {})
+    """
+    if not isinstance(old, Mapping):
+        return {}
+    replied = [str(r).removesuffix("|reply") for r in old.get("replied") or ()]
+    entries = {}
+    for key, thread in (old.get("threads") or {}).items():
+        dedup_key = str(key).rsplit("|", 1)[0]
+        sent = next((n for n in replied if n.rsplit("#", 1)[0] == dedup_key), None)
+        entries[str(key)] = LogEntry(sent=sent, data={str(k): str(v) for k, v in thread.items()})
+    return entries
+
+
+def _build(config: AlertingConfig, environ: Mapping[str, str], log: ChannelLog) -> SlackNotifier | None:
+    if not any(r.slack for r in config.receivers):
+        return None
+    return SlackNotifier(config.slack, links=config.links, log=log)
+
+
+SLACK = ChannelSpec(SlackNotifier.channel, _build, upgrade=upgrade_slack_state)

@@ -47,14 +47,15 @@ pagerduty: {{base_url: "{pd_url}", events_per_minute: 6000000, ca_file: "{ca_fil
 
 
 async def measure(bootstrap: str, groups: int) -> dict[str, float]:
+    from alerting.channels import build_channels
     from alerting.config import load_alerting_config
     from alerting.dispatch import Dispatcher
+    from alerting.nflog import NotificationLog
     from alerting.pipeline import AlertPipeline
     from alerting.retry import RetryStage
     from alerting.testing.anomalies import T0, make_anomaly
     from alerting.testing.pagerduty_server import PagerDutyServer
     from alerting.testing.slack_server import SlackServer
-    from streams.alert_state import build_notifiers
     from streams.settings import StreamSettings
     from streams.topics import ensure_topics
 
@@ -127,7 +128,8 @@ async def measure(bootstrap: str, groups: int) -> dict[str, float]:
             config = load_alerting_config(cfg_path)
             pipeline = AlertPipeline(config)
             due = [n for a in anomalies for n in pipeline.process(a, now=T0)]
-            dispatcher = Dispatcher(config.receivers, build_notifiers(config), RetryStage(config.retry))
+            channels = build_channels(config, os.environ, NotificationLog())
+            dispatcher = Dispatcher(config.receivers, channels, RetryStage(config.retry))
             started = time.perf_counter()
             await dispatcher.deliver(due)
             out["baseline_s"] = time.perf_counter() - started

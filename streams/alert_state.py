@@ -1,60 +1,53 @@
-"""What the alerting stage keeps durable: its outbox, its snapshot record, its dead letters.
+"""What the alerting stage keeps durable on Kafka: its state record, its dead letters, reading them back.
 
-No Kafka here, only the records (JSON bytes) and the outbox's bookkeeping; :mod:`streams.alerter`
-moves them. The stage persists one record per consumer group on the compacted alerts state topic
-(``burnguard.alerter_state/1``)::
+The records are JSON bytes; :mod:`streams.alerter` moves them. The stage persists one record per
+consumer group on the compacted alerts state topic (``burnguard.alerter_state/1``)::
 
-    {"schema": ..., "pipeline": AlertPipeline.snapshot(), "slack": SlackNotifier.snapshot(),
-     "outbox": [{"notification": {...}, "done": {"pagerduty": "delivered"}}, ...],
+    {"schema": ..., "pipeline": AlertPipeline.snapshot(),
+     "notification_log": {"<channel>": {"<key>": {"sent": "<notification_id>", "data": {...}}}},
+     "outbox": [{"notification": {...}, "done": {"<channel>": "delivered"}}, ...],
      "offsets": {"0": 17, "1": 4}, "clock": 1793606400.0, "written_at": "2026-11-02T08:00:00.000Z"}
 
+``notification_log`` is every channel's own state (:class:`alerting.nflog.NotificationLog`: per
+channel, per key, what was sent and the channel's data, e.g. a chat thread's id); a record written
+before it — with each channel's state under the channel's name at the top level — is upgraded on
+reading by the channels' registry (:func:`alerting.channels.upgrade_channel_state`).
 ``offsets`` are the next offsets of the anomalies topic's partitions that the snapshot has taken
 in; ``clock`` is the pipeline's time then (epoch seconds: the last record's time while catching up,
 the wall clock once caught up), so a restart goes on from it and never runs its timers backwards
-(a record of ``alerter_state/1`` without it reads as 0: the next record's time); the outbox holds
-every notification the pipeline has released and not yet finished, with the channels already done.
-So a notification is never lost between the pipeline and Slack/PagerDuty: it is in the outbox
-before its anomalies' offsets are committed, and leaves it only once every channel has delivered it
-or failed permanently (then a dead letter is on the alerts DLQ).
+(a record of ``alerter_state/1`` without it reads as 0: the next record's time); the outbox
+(:mod:`alerting.outbox`) holds every notification the pipeline has released and not yet finished,
+with the channels already done. So a notification is never lost between the pipeline and its
+channels: it is in the outbox before its anomalies' offsets are committed, and leaves it only once
+every channel has delivered it or failed permanently (then a dead letter is on the alerts DLQ).
 
 A permanent failure is one ``burnguard.alert_dead_letter/1`` record on the alerts DLQ (key =
 ``notification_id|channel``): the notification, the receiver, the channel, the reason
 (``permanent``: the channel refused it; ``gave_up``: still failing at the retry deadline; ``intake``:
 an anomaly record that could not be read), attempts, HTTP status and the time.
 
->>> from alerting.testing.anomalies import make_anomaly
->>> from alerting.notifier import Notification
->>> a = make_anomaly()
->>> n = Notification(notification_id="k#0", receiver="oncall", route_id="root", group_key="g", group_labels={},
-...                  dedup_key="k", sequence=0, reason="new", firing=(a,), resolved=(), created_at=0.0)
->>> box = Outbox()
->>> box.add([n]); box.mark("k#0", "slack", "delivered")
->>> box.done("k#0", "slack"), box.done("k#0", "pagerduty"), box.groups()
-(True, False, ['k'])
->>> restored = Outbox.restore(orjson.loads(orjson.dumps(box.snapshot())))
->>> restored.first("k").done, restored.first("k").notification == n
-({'slack': 'delivered'}, True)
+>>> from alerting.outbox import Outbox
+>>> log = {"chat": {"g|#c": {"sent": "g#0", "data": {"ts": "1.2"}}}}
+>>> state = decode_state(encode_state({"version": 1}, log, Outbox(), {0: 3}, now=0.0, clock=5.0))
+>>> state.log == log, state.offsets, state.clock
+(True, {0: 3}, 5.0)
 """
 
 from __future__ import annotations
 
 import base64
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from alerting.config import AlertingConfig, ReceiverConfig
-from alerting.console import ConsoleReceiver
-from alerting.notifier import Notification, Notifier
-from alerting.pagerduty import PagerDutyNotifier
+from alerting.channels import upgrade_channel_state
+from alerting.notifier import Notification
+from alerting.outbox import Outbox
 from alerting.retry import DeliveryOutcome
-from alerting.slack import SlackNotifier
 from schemas.timefmt import format_ts
 
 __all__ = [
@@ -62,10 +55,6 @@ __all__ = [
     "ALERT_DEAD_LETTER_SCHEMA",
     "MAX_STATE_BYTES",
     "AlerterSnapshot",
-    "JournaledNotifier",
-    "Outbox",
-    "OutboxEntry",
-    "build_notifiers",
     "decode_state",
     "delivery_dead_letter",
     "encode_state",
@@ -78,104 +67,12 @@ ALERT_DEAD_LETTER_SCHEMA = "burnguard.alert_dead_letter/1"
 
 
 @dataclass
-class OutboxEntry:
-    notification: Notification
-    #: channel -> ``delivered`` · ``permanent`` · ``gave_up``: channels not to send to again
-    done: dict[str, str] = field(default_factory=dict)
-
-
-class Outbox:
-    """Notifications released by the pipeline and not yet finished, in release order per group."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, OutboxEntry] = {}
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def add(self, notifications: Iterable[Notification]) -> None:
-        for n in notifications:
-            self.entries.setdefault(n.notification_id, OutboxEntry(n))
-
-    def groups(self) -> list[str]:
-        """The groups (``dedup_key``) with something to send, in the order they were released."""
-        return list(dict.fromkeys(e.notification.dedup_key for e in self.entries.values()))
-
-    def first(self, dedup_key: str) -> OutboxEntry | None:
-        """The group's oldest unfinished notification (a group's messages go out in order)."""
-        return next((e for e in self.entries.values() if e.notification.dedup_key == dedup_key), None)
-
-    def done(self, notification_id: str, channel: str) -> bool:
-        entry = self.entries.get(notification_id)
-        return entry is not None and channel in entry.done
-
-    def mark(self, notification_id: str, channel: str, result: str) -> None:
-        entry = self.entries.get(notification_id)
-        if entry is not None:
-            entry.done[channel] = result
-
-    def remove(self, notification_id: str) -> None:
-        self.entries.pop(notification_id, None)
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        return [
-            {"notification": e.notification.model_dump(mode="json", by_alias=True), "done": dict(e.done)}
-            for e in self.entries.values()
-        ]
-
-    @classmethod
-    def restore(cls, data: list[dict[str, Any]]) -> Outbox:
-        box = cls()
-        for raw in data:
-            n = Notification.model_validate(raw["notification"])
-            box.entries[n.notification_id] = OutboxEntry(n, {str(k): str(v) for k, v in raw["done"].items()})
-        return box
-
-
-def build_notifiers(config: AlertingConfig) -> list[Notifier]:
-    """The channels the configured receivers use (the console when none has a channel: a dry run)."""
-    notifiers: list[Notifier] = []
-    ca_file = config.pagerduty.ca_file
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    if any(r.slack for r in config.receivers):
-        notifiers.append(SlackNotifier(config.slack, links=config.links))
-    if any(r.pagerduty for r in config.receivers):
-        notifiers.append(PagerDutyNotifier(config.pagerduty, links=config.links, verify=verify))
-    return notifiers or [ConsoleReceiver(links=config.links)]
-
-
-class JournaledNotifier:
-    """A channel that skips what the outbox says it already did, and records what it delivers
-    (then ``on_delivered`` writes the state, so a restart does not send it again)."""
-
-    def __init__(
-        self, inner: Notifier, outbox: Callable[[], Outbox], on_delivered: Callable[[], Awaitable[None]]
-    ) -> None:
-        self.inner = inner
-        self.channel = inner.channel
-        self.outbox = outbox
-        self.on_delivered = on_delivered
-
-    def handles(self, receiver: ReceiverConfig) -> bool:
-        return self.inner.handles(receiver)
-
-    async def send(self, notification: Notification, receiver: ReceiverConfig) -> None:
-        if self.outbox().done(notification.notification_id, self.channel):
-            return  # delivered before a restart: never twice
-        await self.inner.send(notification, receiver)
-        self.outbox().mark(notification.notification_id, self.channel, "delivered")
-        await self.on_delivered()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-@dataclass
 class AlerterSnapshot:
     """The decoded state record (see the module docstring)."""
 
     pipeline: dict[str, Any] | None
-    slack: dict[str, Any]
+    #: the channels' notification log, as :meth:`alerting.nflog.NotificationLog.snapshot` gives it
+    log: dict[str, Any]
     outbox: Outbox
     offsets: dict[int, int]
     clock: float = 0.0
@@ -183,7 +80,7 @@ class AlerterSnapshot:
 
 def encode_state(
     pipeline: dict[str, Any],
-    slack: dict[str, Any],
+    log: dict[str, Any],
     outbox: Outbox,
     offsets: dict[int, int],
     now: float | None = None,
@@ -194,7 +91,7 @@ def encode_state(
         {
             "schema": ALERTER_STATE_SCHEMA,
             "pipeline": pipeline,
-            "slack": slack,
+            "notification_log": log,
             "outbox": outbox.snapshot(),
             "offsets": {str(p): o for p, o in sorted(offsets.items())},
             "clock": clock,
@@ -207,7 +104,8 @@ def decode_state(raw: bytes | None) -> AlerterSnapshot:
     """The state record, or an empty state for ``None`` (no record yet, or a tombstone).
 
     Raises ``ValueError`` for a record of another schema: starting from nothing would page again
-    for every open episode, so the stage refuses to start rather than guess.
+    for every open episode, so the stage refuses to start rather than guess. A record without
+    ``notification_log`` (written before it) has its channels' state upgraded into one.
     """
     if raw is None:
         return AlerterSnapshot(None, {}, Outbox(), {})
@@ -217,7 +115,7 @@ def decode_state(raw: bytes | None) -> AlerterSnapshot:
         raise ValueError(f"alerter state record of schema {schema!r}, expected {ALERTER_STATE_SCHEMA}")
     return AlerterSnapshot(
         pipeline=data["pipeline"],
-        slack=dict(data.get("slack") or {}),
+        log=dict(data["notification_log"] or {}) if "notification_log" in data else upgrade_channel_state(data),
         outbox=Outbox.restore(data.get("outbox") or []),
         offsets={int(p): int(o) for p, o in (data.get("offsets") or {}).items()},
         clock=float(data.get("clock") or 0.0),

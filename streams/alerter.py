@@ -1,7 +1,8 @@
-"""The alerting stage (``burnguard alerter``): ``burnguard.anomalies`` -> AlertPipeline -> Slack/PagerDuty.
+"""The alerting stage (``burnguard alerter``): ``burnguard.anomalies`` -> AlertPipeline -> the channels.
 
 A process of its own, with a plain aiokafka consumer in its own group (``<app id>-alerter``) and
-manual commits, so the detect stage never waits on Slack or PagerDuty: it only writes anomalies.
+manual commits, so the detect stage never waits on a channel: it only writes anomalies. The channels
+are :func:`alerting.channels.build_channels`'s (none is named here), their state in one notification log.
 
 One loop takes anomalies in and runs the pipeline's timers (``group_wait``/``group_interval``, also
 while no anomaly arrives); the notifications it releases go to a durable **outbox**. Delivery runs
@@ -18,19 +19,19 @@ its firing and its resolve were read in one batch. The pipeline's time is in the
 The order of writes is what makes it at least once without paging twice:
 
 1. a batch of anomalies is taken in and the timers are run;
-2. the stage's state — pipeline snapshot and time, Slack threads, outbox, consumed offsets — is
-   written to the compacted alerts state topic and acknowledged (``acks=all``);
+2. the stage's state — pipeline snapshot and time, the channels' notification log, outbox, consumed
+   offsets — is written to the compacted alerts state topic and acknowledged (``acks=all``);
 3. only then are the anomalies' offsets committed;
 4. each channel that delivers a notification is marked done in the outbox and the state is written
-   again (so is a Slack thread reply posted before the parent's edit); a notification leaves the
-   outbox once every channel has delivered it or failed permanently, and a permanent failure is
-   first written to the alerts DLQ and counted.
+   again (so is any step a channel flushes its log after: a thread reply before its parent's edit);
+   a notification leaves the outbox once every channel has delivered it or failed permanently, and
+   a permanent failure is first written to the alerts DLQ and counted.
 
-A restart (or the member that takes over) restores the pipeline (dedup, open groups, timers, time)
-and the outbox (skipping channels already done) and seeks to the state's offsets: an outage loses
-nothing, and a paged episode is not paged again. The one window left is a channel answering and the
-process dying before the next state write: that delivery is repeated (a PagerDuty trigger with the
-same ``dedup_key`` opens no new incident).
+A restart (or the member that takes over) restores the pipeline (dedup, open groups, timers, time),
+the notification log and the outbox (skipping channels already done) and seeks to the state's
+offsets: an outage loses nothing, and a paged episode is not paged again. The one window left is a
+channel answering and the process dying before the next state write: that delivery is repeated
+(channels key what they send by the ``dedup_key``: a trigger with the same key opens no new incident).
 
 Grouping needs every anomaly in one place, so the group has **one active member**: the
 :func:`one_active_assignor` gives every partition to the member that held them (else to one), and
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -50,20 +52,19 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
+from alerting.channels import build_channels
 from alerting.clock import CatchUp, IntakeClock, in_time_order
 from alerting.config import AlertingConfig
 from alerting.dispatch import Dispatcher
+from alerting.nflog import NotificationLog
 from alerting.notifier import Notification, Notifier
+from alerting.outbox import JournaledNotifier, Outbox
 from alerting.pipeline import AlertPipeline
 from alerting.retry import DeliveryOutcome, RetryStage
 from alerting.silences import SilenceStore
-from alerting.slack import SlackNotifier
 from schemas.anomaly import Anomaly
 from streams.alert_state import (
     MAX_STATE_BYTES,
-    JournaledNotifier,
-    Outbox,
-    build_notifiers,
     delivery_dead_letter,
     encode_state,
     intake_dead_letter,
@@ -96,7 +97,8 @@ class _Listener(ConsumerRebalanceListener):
 
 
 class Alerter:
-    """The stage; :meth:`run` until ``stop`` is set. ``notifiers`` default to :func:`build_notifiers`."""
+    """The stage; :meth:`run` until ``stop`` is set. ``notifiers`` default to :func:`build_channels`
+    (config and ``environ``, default ``os.environ``), each keeping its state in :attr:`log`."""
 
     def __init__(
         self,
@@ -105,20 +107,19 @@ class Alerter:
         *,
         silences: SilenceStore | None = None,
         notifiers: list[Notifier] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.silences = silences
         self.group_id = f"{settings.app_id}-alerter"
-        inner = notifiers if notifiers is not None else build_notifiers(config)
-        self.slack = next((n for n in inner if isinstance(n, SlackNotifier)), None)
+        self.log = NotificationLog(on_flush=self.persist_quietly)  # every channel's state; a flush writes it
+        inner = notifiers if notifiers is not None else build_channels(config, environ or os.environ, self.log)
         self.dispatcher = Dispatcher(
             config.receivers,
             [JournaledNotifier(n, lambda: self.outbox, self.persist_quietly) for n in inner],
             RetryStage(config.retry),
         )
-        if self.slack is not None:  # a thread reply sent before its parent's edit is recorded at once
-            self.slack.on_progress = self.persist_quietly
         self.pipeline: AlertPipeline | None = None  # while this member holds the anomalies' partitions
         self.outbox = Outbox()
         self.offsets: dict[int, int] = {}
@@ -194,9 +195,7 @@ class Alerter:
             pipeline = AlertPipeline(self.config, self.silences)
             if state.pipeline is not None:
                 pipeline.restore(state.pipeline)
-            if self.slack is not None:
-                self.slack.threads = {}
-                self.slack.restore(state.slack)
+            self.log.load(state.log)
             self.pipeline, self.outbox, self.offsets = pipeline, state.outbox, dict(state.offsets)
             self.clock = IntakeClock(state.clock)
             for tp in tps:
@@ -362,8 +361,9 @@ class Alerter:
             if self._written >= mine or self.pipeline is None:
                 return  # a write that began after this caller's change has covered it
             covers = self._changes
-            slack = self.slack.snapshot() if self.slack is not None else {}
-            value = encode_state(self.pipeline.snapshot(), slack, self.outbox, self.offsets, clock=self.clock.now)
+            value = encode_state(
+                self.pipeline.snapshot(), self.log.snapshot(), self.outbox, self.offsets, clock=self.clock.now
+            )
             await self.producer.send_and_wait(self.settings.alerts_state_topic, key=self.group_id.encode(), value=value)
             self._written = covers
             self.stats["state_writes"] += 1

@@ -33,7 +33,7 @@ reach the broker before a crash is processed again from the older state, and its
 summaries and dead letters are sent again: identical records, with the same deterministic
 ``anomaly_id`` (an anomaly's ``anomaly_id`` + ``status`` + ``severity``, a summary's
 ``root_task_id``, a dead letter's ``topic``/``partition``/``offset`` identify them). Consumers
-deduplicate on those keys; the alerting pipeline's PagerDuty ``dedup_key`` and the kill command key
+deduplicate on those keys; the alerting pipeline's ``dedup_key`` and the kill command key
 derive from the ``anomaly_id``, so a re-emission pages no one twice.
 """
 

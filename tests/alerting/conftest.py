@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from alerting.config import AlertingConfig
 from alerting.dispatch import Dispatcher
+from alerting.nflog import NotificationLog
 from alerting.pagerduty import PagerDutyNotifier
 from alerting.pipeline import AlertPipeline
 from alerting.retry import RetryStage
@@ -47,6 +48,7 @@ class Harness:
     pd_notifier: PagerDutyNotifier
     dispatcher: Dispatcher
     waits: list[float]
+    log: NotificationLog  # the channels' state (Slack's threads), as the alerting stage keeps it
 
     def pipeline(self) -> AlertPipeline:
         return AlertPipeline(self.config)
@@ -62,8 +64,9 @@ async def harness() -> AsyncIterator[Harness]:
             waits.append(seconds)
             await asyncio.sleep(0)
 
-        slack_notifier = SlackNotifier(config.slack, links=config.links)
+        log = NotificationLog()
+        slack_notifier = SlackNotifier(config.slack, links=config.links, log=log.channel("slack"))
         pd_notifier = PagerDutyNotifier(config.pagerduty, links=config.links, verify=pd.client_ssl)
         dispatcher = Dispatcher(config.receivers, [slack_notifier, pd_notifier], RetryStage(config.retry, sleep=sleep))
-        yield Harness(slack, pd, config, slack_notifier, pd_notifier, dispatcher, waits)
+        yield Harness(slack, pd, config, slack_notifier, pd_notifier, dispatcher, waits, log)
         await dispatcher.aclose()

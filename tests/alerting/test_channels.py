@@ -86,12 +86,12 @@ async def test_no_second_page_after_a_restart(harness: Harness) -> None:
     assert report.delivered
     assert "burnguard kill approve " + a.anomaly_id in str(harness.slack.messages[0]["blocks"])
     assert harness.pd.events[0]["payload"]["custom_details"]["approve_command"].endswith(a.anomaly_id)
-    pipeline_state, slack_state = p.snapshot(), harness.slack_notifier.snapshot()
+    pipeline_state, log_state = p.snapshot(), harness.log.snapshot()
 
     restarted = harness.pipeline()  # a new worker: state from the table, anomalies redelivered
     restarted.restore(pipeline_state)
-    harness.slack_notifier.threads = {}
-    harness.slack_notifier.restore(slack_state)
+    harness.log.load({})
+    harness.log.load(log_state)
     assert restarted.process(a, now=T0 + 10) == [] and restarted.flush(T0 + 600) == []
     await harness.dispatcher.deliver(restarted.process(resolved(a), now=T0 + 900))
     assert [e["event_action"] for e in harness.pd.events] == ["trigger", "resolve"]

@@ -25,6 +25,8 @@ from tests.alerting.conftest import PD_KEY, SLACK_TOKEN
 from tests.streams.conftest import BURNGUARD, Names, WorkerProcess, read_all
 
 __all__ = [
+    "V1_RECORD",
+    "V1_THREAD_TS",
     "AlerterProcess",
     "Channels",
     "alerter_env",
@@ -34,6 +36,14 @@ __all__ = [
     "storm",
     "triggers_by_key",
 ]
+
+#: a state record exactly as the alerter wrote it before the notification log (Slack's threads under
+#: a top-level "slack" key): an episode fired, was posted and paged, then resolved; PagerDuty took the
+#: resolve, Slack replied in the thread and was killed before editing the parent (written by
+#: streams.alert_state.encode_state at 72c1c7d, the last commit before the notification log)
+V1_RECORD = Path(__file__).parent / "data" / "alerter_state_v1.json"
+V1_THREAD_TS = "1793606400.000001"
+
 
 SECRETS = {"BURNGUARD_TEST_SLACK_TOKEN": SLACK_TOKEN, "BURNGUARD_TEST_PD_KEY": PD_KEY}
 

@@ -9,12 +9,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from alerting.testing.anomalies import T0, make_anomaly, resolved
 from alerting.testing.http import Answer
 from schemas.anomaly import Action
 from tests.streams.alerter_fixtures import (
+    V1_RECORD,
+    V1_THREAD_TS,
     Channels,
     alerter_env,
     channels,
@@ -28,6 +31,7 @@ from tests.streams.alerter_fixtures import (
 )
 from tests.streams.conftest import (
     Names,
+    produce,
     wait_until,
 )
 
@@ -173,5 +177,29 @@ async def test_a_sigkill_between_a_thread_reply_and_its_parent_edit_replies_once
     assert len(channels.slack.replies) == 1  # not twice
     assert [e["event_action"] for e in channels.pd.events] == ["trigger", "resolve"]
     state = await state_of(names)
-    assert state.slack == {"threads": {}, "replied": []}
+    assert state.log.get("slack", {}) == {}  # no thread left open, no reply waiting for its parent's edit
+    channels.assert_well_formed()
+
+
+async def test_a_state_record_written_before_the_notification_log_restores_its_slack_thread(
+    names: Names, channels: Channels, start_alerter: Any, tmp_path: Path
+) -> None:
+    """An alerter upgraded over a state record in the format before the notification log (Slack's
+    threads under a top-level ``slack`` key), killed between the thread reply of a resolve and the
+    parent's edit: the new alerter edits that thread's parent, replies nothing again, pages nothing."""
+    await names.create_topics()
+    record = orjson.loads(V1_RECORD.read_bytes())
+    record["offsets"] = {"0": 0}  # the record's anomalies were read from another topic
+    await produce(names.bootstrap, names.alerts_state, [(f"{names.app_id}-alerter".encode(), orjson.dumps(record))])
+    alerter = start_alerter(alerter_env(names, channels.config(tmp_path / "alerting.yaml")))
+
+    async def edited() -> bool:
+        return len(channels.slack.updates) == 1 and await outbox_empty(names)
+
+    await wait_until(edited, "the old thread's parent edited", 60, [alerter])
+    (update,) = channels.slack.updates
+    assert (update["channel"], update["ts"]) == ("C0ONCALL", V1_THREAD_TS)
+    assert channels.slack.messages == [] and channels.pd.requests == []  # no second reply, no second resolve
+    state = await state_of(names)
+    assert state.log == {}
     channels.assert_well_formed()

@@ -10,7 +10,9 @@ beginning, each run in a fresh subprocess with its own consumer group, the media
 - ``faust``    — a bare Faust agent that only counts the records: Faust's own floor;
 - ``worker``   — the burnguard worker as ``burnguard worker`` runs it (``streams.worker.run_worker``),
   every detector on: routing by workflow, the internal topic, detection with one engine per
-  partition, checkpoints into the changelogged table, anomalies and task summaries produced.
+  partition, checkpoints into the changelogged table, anomalies and task summaries produced;
+- ``frames``   — the same worker with ``BURNGUARD_FRAMES=1``: one frame per destination partition
+  per ingest batch on the internal topic instead of one record per event (schemas.frames).
 
 A run's clock starts when the first record arrives (connecting, joining the group and creating
 topics are not counted) and stops when the last one has been processed (for the worker: folded
@@ -139,7 +141,7 @@ def measure(kind: str, bootstrap: str, topic: str, n: int, runs: int, tree: Path
         elif kind == "faust":
             r = run_child(_FAUST, [bootstrap, topic, f"bench-{tag()}", str(n)])
         else:
-            env = worker_env(bootstrap, PARTITIONS, events_topic=topic)
+            env = worker_env(bootstrap, PARTITIONS, events_topic=topic, frames="1" if kind == "frames" else "0")
             try:
                 r = run_child(_WORKER, [str(n)], env={**env, "PYTHONPATH": str(tree)}, cwd=tree)
             finally:
@@ -156,12 +158,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per consumer (the median is reported)")
     parser.add_argument("--events", type=int, default=100_000, help="events preloaded into the topic")
-    parser.add_argument("--only", nargs="*", choices=["aiokafka", "faust", "worker"], help="consumers to run")
+    parser.add_argument(
+        "--only", nargs="*", choices=["aiokafka", "faust", "worker", "frames"], help="consumers to run"
+    )
     parser.add_argument(
         "--tree", action="append", default=[], metavar="LABEL=DIR", help="also time the worker of another checkout"
     )
     args = parser.parse_args()
-    kinds = args.only or ["aiokafka", "faust", "worker"]
+    kinds = args.only or ["aiokafka", "faust", "worker", "frames"]
     rows: list[tuple[str, str, Path]] = [(k, k, REPO) for k in kinds]
     for spec in args.tree:
         label, _, path = spec.partition("=")

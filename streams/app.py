@@ -4,8 +4,9 @@ Topology (``P`` = ``settings.partitions``)::
 
     agent-cost-events (key root_task_id, P)
         └─ ingest ── route by (tenant, team, workflow) ─▶ burnguard.events-by-workflow (P)
-                 │     one *frame* per destination partition per batch (schemas.frames: the events'
-                 │     bytes, keys, source offsets and event times), not one record per event;
+                 │     one record per event, with its source place and event time in headers (or,
+                 │     with BURNGUARD_FRAMES, one *frame* per destination partition per batch:
+                 │     schemas.frames, the events' bytes, keys, source offsets and event times);
                  │     + after each batch, and every ``watermark_interval_s``, a watermark to each
                  │       of the P partitions: how far in event time each source partition has got
                  └─ unroutable ─▶ burnguard.dlq
@@ -67,6 +68,7 @@ from streams.pipeline import (
     Watermark,
     parse_source,
     route_with_time,
+    source_header,
 )
 from streams.raw import raw_table
 from streams.raw import raw_topic as raw_topic_of
@@ -203,7 +205,7 @@ def create_app(
             async for batch in runner.batches(stream, settings.batch_max, settings.batch_within_s):
                 sent: list[Awaitable[Any]] = []
                 read: dict[int, int] = {}
-                # one frame per destination partition per batch, not one record per event (schemas.frames)
+                # with BURNGUARD_FRAMES: one frame per destination partition per batch (schemas.frames)
                 frames: defaultdict[int, list[FrameEntry]] = defaultdict(list)
                 for event in batch:
                     msg = event.message
@@ -220,9 +222,15 @@ def create_app(
                     if key is not None and msg.value is not None:
                         ts = event_time.place(msg.partition, ts)
                         event_time.forward(msg.partition, msg.offset)
-                        entry = FrameEntry(key, msg.value, msg.partition, msg.offset, ts)
-                        frames[partition_for_key(key, settings.partitions)].append(entry)
                         pipeline.stats.routed += 1
+                        if settings.frames:
+                            entry = FrameEntry(key, msg.value, msg.partition, msg.offset, ts)
+                            frames[partition_for_key(key, settings.partitions)].append(entry)
+                            continue
+                        headers = {SOURCE_HEADER: source_header(msg.topic, msg.partition, msg.offset)}
+                        if ts is not None:
+                            headers[TS_HEADER] = repr(ts).encode()
+                        sent.append(await send_raw(settings.internal_topic, key, msg.value, headers))
                         continue
                     reason = reason or "unroutable"
                     pipeline.note_dead("ingest", msg.topic, msg.partition, msg.offset, reason)
@@ -307,7 +315,7 @@ def create_app(
             if _header(msg.headers, FRAME_HEADER) is not None:
                 items += pipeline.unframe(msg.value, msg.partition, msg.offset, msg.topic)
                 continue
-            header = _header(msg.headers, SOURCE_HEADER)  # a single forwarded event (before frames)
+            header = _header(msg.headers, SOURCE_HEADER)  # a single forwarded event (frames off)
             source = parse_source(header) if header else (msg.topic, msg.partition, msg.offset)
             ts = _float(_header(msg.headers, TS_HEADER))
             items.append(Record(msg.key, msg.value, msg.partition, msg.offset, source, ts))

@@ -22,6 +22,9 @@ What is compared, ``(anomaly_id, detector, status, severity, action, observed)``
 - up to the last event's time less the lateness: replay lets time run past the end of its file to
   close its windows, a worker's event time never passes what its sources have reached.
 
+Run twice: with one internal record per event (the default) and with ``BURNGUARD_FRAMES`` (one
+frame per destination partition per ingest batch, schemas.frames).
+
 Not compared: ``detected_at`` (wall clock), and the evidence of what a tick raised (the task's cost
 at that tick; replay ticks after the event that passes the watermark, the worker before it, so the
 task's state at the tick may differ by that one event).
@@ -50,8 +53,9 @@ pytestmark = pytest.mark.kafka
 PARTITIONS = 4
 
 
+@pytest.mark.parametrize("frames", [False, True], ids=["one-record-per-event", "frames"])
 async def test_replay_and_the_worker_raise_the_same_task_level_anomalies(
-    names: Names, start_worker: Any, tmp_path: Path
+    names: Names, start_worker: Any, tmp_path: Path, frames: bool
 ) -> None:
     config = tmp_path / "burnguard.yaml"
     config.write_text(ROLLUP_FLEET_CONFIG)
@@ -79,7 +83,9 @@ async def test_replay_and_the_worker_raise_the_same_task_level_anomalies(
                                                   (2, "budget_burn_rate")}
 
     # the same file through Kafka
-    env = names.env(BURNGUARD_PARTITIONS=str(PARTITIONS), BURNGUARD_WATERMARK_INTERVAL_S="0.5")
+    env = names.env(
+        BURNGUARD_PARTITIONS=str(PARTITIONS), BURNGUARD_WATERMARK_INTERVAL_S="0.5", BURNGUARD_FRAMES=str(frames).lower()
+    )
     settings = StreamSettings.from_env(env)
     started = time.monotonic()
     await produce_fleet(settings, events)

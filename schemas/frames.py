@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 __all__ = [
     "FRAME_HEADER",
+    "FRAME_HEADERS",
     "FRAME_MAGIC",
     "MAX_FRAME_BYTES",
     "FrameEntry",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 FRAME_HEADER = "bg-frame"
+#: the headers a frame record is sent with
+FRAME_HEADERS = {FRAME_HEADER: b"1"}
 FRAME_MAGIC = b"BGF1"
 #: a frame is closed before it would pass this many bytes (a frame of one event may be larger: an
 #: event is at most streams.settings.MAX_EVENT_BYTES_LIMIT, under the producer's 1,000,000-byte request)

@@ -4,16 +4,14 @@ Topology (``P`` = ``settings.partitions``)::
 
     agent-cost-events (key root_task_id, P)
         └─ ingest ── route by (tenant, team, workflow) ─▶ burnguard.events-by-workflow (P)
-                 │     one record per event, with its source place and event time in headers (or,
-                 │     with BURNGUARD_FRAMES, one *frame* per destination partition per batch:
-                 │     schemas.frames, the events' bytes, keys, source offsets and event times);
+                 │     one record per event, its source place and event time in headers (with
+                 │     BURNGUARD_FRAMES: one frame per destination partition per batch, schemas.frames);
                  │     + after each batch, and every ``watermark_interval_s``, a watermark to each
                  │       of the P partitions: how far in event time each source partition has got
                  └─ unroutable ─▶ burnguard.dlq
     burnguard.events-by-workflow
-        └─ detect: one Engine per partition, batches of ``batch_max`` records (a frame's events share
-           its offset: it is acknowledged once all are folded), folded in event-time order across
-           source partitions (streams.ordering)
+        └─ detect: one Engine per partition, batches of ``batch_max`` records (a frame is acknowledged
+           once all its events are folded), in event-time order across source partitions (streams.ordering)
              ├─▶ burnguard.anomalies (key anomaly_id)      ├─▶ burnguard.dlq (rejected by the engine)
              ├─▶ burnguard.task-summaries (key root task)  ├─▶ table engine-state (changelog, compacted)
              └─▶ <app_id>-spend-rollup (P): each tick's spend per tenant and team, to the roll-up
@@ -53,7 +51,7 @@ from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from detectors.config import BurnguardConfig, load_config
-from schemas.frames import FRAME_HEADER, FrameEntry, split_frames
+from schemas.frames import FRAME_HEADER, FRAME_HEADERS, FrameEntry, split_frames
 from streams.consumer import install as install_seek_safe_consumer
 from streams.consumer import is_fresh
 from streams.dlq import dead_letter, dead_letter_key, oversized
@@ -80,7 +78,6 @@ from streams.worker_report import log_worker_report
 
 __all__ = ["STATE_TABLE", "create_app", "faust_credentials"]
 
-FRAME_MARK = {FRAME_HEADER: b"1"}
 log = logging.getLogger("burnguard.streams")
 STATE_TABLE = "engine-state"
 
@@ -205,7 +202,6 @@ def create_app(
             async for batch in runner.batches(stream, settings.batch_max, settings.batch_within_s):
                 sent: list[Awaitable[Any]] = []
                 read: dict[int, int] = {}
-                # with BURNGUARD_FRAMES: one frame per destination partition per batch (schemas.frames)
                 frames: defaultdict[int, list[FrameEntry]] = defaultdict(list)
                 for event in batch:
                     msg = event.message
@@ -239,7 +235,7 @@ def create_app(
                     sent.append(await send_raw(settings.dlq_topic, dead_letter_key(msg.key), record))
                 for partition, entries in sorted(frames.items()):
                     for frame in split_frames(settings.events_topic, entries):
-                        sent.append(await send_raw(settings.internal_topic, None, frame, FRAME_MARK, partition))
+                        sent.append(await send_raw(settings.internal_topic, None, frame, FRAME_HEADERS, partition))
                 # on the broker before the batch is acknowledged: a record the broker refuses stops the
                 # stage (streams.stage) instead of leaving a hole behind a committed offset
                 for delivery in sent:
